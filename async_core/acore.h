@@ -1,0 +1,38 @@
+/*
+ * async_core/ — "offload this call and wait for it", in OpenSSL's async job protocol.
+ *
+ * acore_call() runs fn(arg) and returns its result:
+ *  - inside an ASYNC job: on a worker of the offload pool, pausing the job until the
+ *    worker is done. The job's ASYNC_WAIT_CTX gets one eventfd (non-blocking,
+ *    close-on-exec) for its whole life, made readable on completion; or, when the
+ *    WAIT_CTX has a callback, the callback is called instead. A full queue makes the job
+ *    resumable (fd, or ASYNC_STATUS_EAGAIN) and the call is resubmitted on resume.
+ *  - outside a job: inline on the calling thread, or with ACORE_BLOCK, on a worker while
+ *    the caller sleeps (an emulated synchronous accelerator).
+ * OpenSSL errors fn raises on the worker are raised again on the caller's thread, after
+ * the job resumes, with the same library, reason, data, file, line and function.
+ * When the pool is not running (never started, stopping, or during fork()) the call runs
+ * inline: nothing is lost.
+ */
+#ifndef ASYNCPOOL_ACORE_H
+#define ASYNCPOOL_ACORE_H
+
+/* Outside an async job, offload and block instead of running inline. */
+#define ACORE_BLOCK 0x1u
+
+typedef struct acore_trace {
+    int offloaded;   /* 1 if fn ran on a worker, 0 if inline */
+    unsigned eagain; /* submits refused by a full queue before this one went through */
+} acore_trace;
+
+/*
+ * Run fn(arg) as described above; returns what fn returned. If the call could not run
+ * at all (it was orphaned by fork() in a child process), returns 0 with an error raised.
+ * trace may be NULL.
+ */
+int acore_call(int (*fn)(void *arg), void *arg, unsigned flags, acore_trace *trace);
+
+/* The key under which async_core registers its fd in every ASYNC_WAIT_CTX. */
+const void *acore_wait_key(void);
+
+#endif

@@ -1,0 +1,547 @@
+/*
+ * offload/ — the process-wide worker pool. See offload.h for the contract.
+ *
+ * Why liburcu's wfcqueue: submitters are application threads, usually a TLS server's
+ * event loop, and must never wait for a lock that a worker holds while it runs a 5 ms
+ * RSA-4096 sign. cds_wfcq_enqueue is wait-free (one xchg and one store), so a submit
+ * costs the same whatever the workers are doing. Dequeue needs mutual exclusion between
+ * dequeuers only; that lock (deq_lock) is contended by workers alone and held for a few
+ * instructions. The node is intrusive, so a submit allocates nothing. The queue itself is
+ * unbounded; the bound is the depth counter, reserved before the enqueue.
+ *
+ * Ownership:
+ *  - The pool struct is a process-wide static; its fields are guarded as noted on each.
+ *  - An offload_req belongs to its submitter, except from a successful offload_submit()
+ *    until done() returns, when it belongs to the pool (queued, then one worker's).
+ *  - An offload_waiter belongs to the pool from offload_wait_space() until wake().
+ */
+#define _GNU_SOURCE
+#define _LGPL_SOURCE
+#include "offload.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <urcu/wfcqueue.h>
+
+_Static_assert(sizeof(struct cds_wfcq_node) == sizeof(offload_link),
+               "offload_link must hold a cds_wfcq_node");
+_Static_assert(_Alignof(struct cds_wfcq_node) <= _Alignof(offload_link),
+               "offload_link alignment");
+
+#define CACHELINE 64
+
+struct worker {
+    pthread_t tid;
+    /* Held while the worker runs a request (run + done). fork()'s prepare handler takes
+     * every worker's lock, so at the fork no worker is inside a request. */
+    pthread_mutex_t busy;
+    /* The request this worker has dequeued and not finished. Written under deq_lock or
+     * busy, read by the child after fork (when both were held by the forking thread). */
+    offload_req *current;
+    uint64_t bcast_seen; /* last broadcast generation served; worker-private */
+};
+
+static struct pool {
+    /* Lifecycle: refs, cfg, workers, nthreads. Taken by start/stop/lazy thread start. */
+    pthread_mutex_t mu;
+    unsigned refs;
+    offload_config cfg;
+    struct worker *workers;
+    unsigned nthreads;     /* threads created; guarded by mu */
+    atomic_int running;    /* 1 once threads exist; release-published after creation */
+    atomic_int stopping;   /* workers exit once the queue is empty */
+    atomic_int accepting;  /* lifecycle gate for submit, set under mu */
+    atomic_int fork_hold;  /* 1 while fork() is in progress: submits return STOPPED */
+    /* Submitters inside the gate. stop() and fork prepare close the gate, then wait for
+     * this to reach 0 so that no enqueue is half done when they go on. */
+    atomic_int submitting;
+
+    /* Queue: enqueue is wait-free; dequeue under deq_lock. */
+    _Alignas(CACHELINE) struct __cds_wfcq_head head;
+    pthread_mutex_t deq_lock;
+    _Alignas(CACHELINE) struct cds_wfcq_tail tail;
+    _Alignas(CACHELINE) atomic_uint depth; /* reserved slots: queued or being queued */
+
+    /* Worker sleep: an event count. A worker bumps sleepers, reads wake_seq, re-checks
+     * for work, and futex-waits on wake_seq; a submitter enqueues, then reads sleepers
+     * and, if any, bumps wake_seq and wakes one. Both sides use seq_cst, so at least one
+     * of them sees the other's write: no lost wake-up, no spinning. */
+    _Alignas(CACHELINE) atomic_uint wake_seq;
+    atomic_int sleepers;
+
+    /* Space waiters: FIFO, singly linked through offload_waiter.link, under wait_lock.
+     * nwaiters mirrors the list length so workers can skip the lock when it is 0. */
+    _Alignas(CACHELINE) pthread_mutex_t wait_lock;
+    offload_waiter *wait_first, *wait_last;
+    atomic_int nwaiters;
+
+    /* Broadcast to every worker (offload_on_each_worker). */
+    pthread_mutex_t bcast_serial; /* one broadcast at a time */
+    pthread_mutex_t bcast_lock;   /* guards bcast_fn/arg/acks */
+    pthread_cond_t bcast_cond;
+    void (*bcast_fn)(void *);
+    void *bcast_arg;
+    unsigned bcast_acks;
+    atomic_uint_fast64_t bcast_gen;
+
+    /* Counters: relaxed, they order nothing; each on its own line so that the
+     * submitting thread and the workers do not share a cache line. */
+    _Alignas(CACHELINE) atomic_uint_fast64_t submitted;
+    _Alignas(CACHELINE) atomic_uint_fast64_t completed;
+    _Alignas(CACHELINE) atomic_uint_fast64_t rejected_full;
+    atomic_uint_fast64_t high_water;
+} pool = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .deq_lock = PTHREAD_MUTEX_INITIALIZER,
+    .wait_lock = PTHREAD_MUTEX_INITIALIZER,
+    .bcast_serial = PTHREAD_MUTEX_INITIALIZER,
+    .bcast_lock = PTHREAD_MUTEX_INITIALIZER,
+    .bcast_cond = PTHREAD_COND_INITIALIZER,
+};
+
+static _Thread_local int in_worker;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static struct cds_wfcq_node *node_of(offload_link *l)
+{
+    return (struct cds_wfcq_node *)(void *)l;
+}
+
+static void futex_wait(atomic_uint *addr, unsigned expected)
+{
+    /* Returns on a wake, on a value change (EAGAIN) or a signal: callers re-check. */
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void futex_wake(atomic_uint *addr, int n)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static void wake_workers(int n)
+{
+    atomic_fetch_add(&pool.wake_seq, 1);
+    futex_wake(&pool.wake_seq, n);
+}
+
+static offload_req *dequeue(struct worker *w)
+{
+    struct cds_wfcq_node *node;
+    offload_req *req = NULL;
+
+    pthread_mutex_lock(&pool.deq_lock);
+    node = __cds_wfcq_dequeue_blocking(&pool.head, &pool.tail);
+    if (node != NULL) {
+        req = (offload_req *)(void *)((char *)node - offsetof(offload_req, link));
+        /* Set under deq_lock: fork's prepare holds deq_lock, so at the fork every
+         * dequeued request is visible in some worker's current. */
+        w->current = req;
+    }
+    pthread_mutex_unlock(&pool.deq_lock);
+    return req;
+}
+
+static offload_waiter *pop_waiter(void)
+{
+    offload_waiter *w;
+
+    pthread_mutex_lock(&pool.wait_lock);
+    w = pool.wait_first;
+    if (w != NULL) {
+        pool.wait_first = (offload_waiter *)w->link.opaque_;
+        if (pool.wait_first == NULL)
+            pool.wait_last = NULL;
+        atomic_fetch_sub(&pool.nwaiters, 1);
+    }
+    pthread_mutex_unlock(&pool.wait_lock);
+    return w;
+}
+
+static void wake_one_waiter(void)
+{
+    offload_waiter *w = pop_waiter();
+
+    if (w != NULL)
+        w->wake(w, 0);
+}
+
+static void serve_broadcast(struct worker *w)
+{
+    uint64_t gen = atomic_load_explicit(&pool.bcast_gen, memory_order_acquire);
+    void (*fn)(void *);
+    void *arg;
+
+    if (gen == w->bcast_seen)
+        return;
+    w->bcast_seen = gen;
+    pthread_mutex_lock(&pool.bcast_lock);
+    fn = pool.bcast_fn;
+    arg = pool.bcast_arg;
+    pthread_mutex_unlock(&pool.bcast_lock);
+    fn(arg);
+    pthread_mutex_lock(&pool.bcast_lock);
+    pool.bcast_acks++;
+    pthread_cond_signal(&pool.bcast_cond);
+    pthread_mutex_unlock(&pool.bcast_lock);
+}
+
+static int queue_empty(void)
+{
+    return cds_wfcq_empty(&pool.head, &pool.tail);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    offload_req *req;
+
+    in_worker = 1;
+    for (;;) {
+        serve_broadcast(w);
+        req = dequeue(w);
+        if (req != NULL) {
+            /* The slot is free once the request is off the queue. seq_cst pairs with
+             * the nwaiters increment in offload_wait_space (see there). */
+            atomic_fetch_sub(&pool.depth, 1);
+            if (atomic_load(&pool.nwaiters) > 0)
+                wake_one_waiter();
+            pthread_mutex_lock(&w->busy);
+            req->run(req);
+            /* Count before done(): after done() the submitter may read the counters
+             * and must see its own completion. */
+            atomic_fetch_add_explicit(&pool.completed, 1, memory_order_relaxed);
+            req->done(req, OFFLOAD_RAN);
+            w->current = NULL;
+            pthread_mutex_unlock(&w->busy);
+            continue;
+        }
+        if (atomic_load(&pool.stopping))
+            break;
+
+        /* Sleep. Announce first, then re-check every wake condition. */
+        atomic_fetch_add(&pool.sleepers, 1);
+        unsigned seq = atomic_load(&pool.wake_seq);
+        if (queue_empty() && !atomic_load(&pool.stopping)
+            && atomic_load(&pool.bcast_gen) == w->bcast_seen)
+            futex_wait(&pool.wake_seq, seq);
+        atomic_fetch_sub(&pool.sleepers, 1);
+    }
+    if (pool.cfg.thread_exit != NULL)
+        pool.cfg.thread_exit();
+    return NULL;
+}
+
+/* Under pool.mu. Creates the worker threads; returns 1 if at least one runs. */
+static int start_threads_locked(void)
+{
+    unsigned i, n = pool.cfg.workers;
+
+    pool.workers = calloc(n, sizeof(*pool.workers));
+    if (pool.workers == NULL)
+        return 0;
+    pool.nthreads = 0;
+    for (i = 0; i < n; i++) {
+        struct worker *w = &pool.workers[i];
+
+        pthread_mutex_init(&w->busy, NULL);
+        w->bcast_seen = atomic_load(&pool.bcast_gen);
+        if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
+            pthread_mutex_destroy(&w->busy);
+            break;
+        }
+        pool.nthreads++;
+    }
+    if (pool.nthreads == 0) {
+        free(pool.workers);
+        pool.workers = NULL;
+        return 0;
+    }
+    /* Release: a submitter that reads running == 1 (acquire) sees the threads. */
+    atomic_store_explicit(&pool.running, 1, memory_order_release);
+    return 1;
+}
+
+static int ensure_running(void)
+{
+    int ok;
+
+    if (atomic_load_explicit(&pool.running, memory_order_acquire))
+        return 1;
+    pthread_mutex_lock(&pool.mu);
+    ok = atomic_load(&pool.running) || (pool.refs > 0 && start_threads_locked());
+    pthread_mutex_unlock(&pool.mu);
+    return ok;
+}
+
+/* ---- fork ---------------------------------------------------------------------- */
+
+static void fork_prepare(void)
+{
+    unsigned i;
+
+    /* No submitter may be between its depth reservation and its enqueue at the fork,
+     * or the child would inherit a half-linked queue. Submits during the fork get
+     * OFFLOAD_STOPPED (the caller runs the call inline). */
+    atomic_store(&pool.fork_hold, 1);
+    while (atomic_load(&pool.submitting) > 0)
+        sched_yield();
+    pthread_mutex_lock(&pool.mu);
+    /* Wait for running requests to finish; lock order busy -> deq_lock matches no
+     * worker path (a worker never holds both). */
+    for (i = 0; i < pool.nthreads; i++)
+        pthread_mutex_lock(&pool.workers[i].busy);
+    pthread_mutex_lock(&pool.deq_lock);
+    pthread_mutex_lock(&pool.wait_lock);
+    pthread_mutex_lock(&pool.bcast_serial);
+    pthread_mutex_lock(&pool.bcast_lock);
+}
+
+static void fork_parent(void)
+{
+    unsigned i;
+
+    pthread_mutex_unlock(&pool.bcast_lock);
+    pthread_mutex_unlock(&pool.bcast_serial);
+    pthread_mutex_unlock(&pool.wait_lock);
+    pthread_mutex_unlock(&pool.deq_lock);
+    for (i = 0; i < pool.nthreads; i++)
+        pthread_mutex_unlock(&pool.workers[i].busy);
+    pthread_mutex_unlock(&pool.mu);
+    atomic_store(&pool.fork_hold, 0);
+}
+
+static void fork_child(void)
+{
+    unsigned i;
+    struct cds_wfcq_node *node;
+    offload_waiter *w;
+
+    /* The workers do not exist here. What they held is the parent's: requests they had
+     * taken and requests still queued belong to jobs of the parent's threads. Abort them
+     * (done() with OFFLOAD_ABORTED) so that nothing leaks and a job of the forking
+     * thread that is resumed in the child fails instead of hanging. The queue was
+     * quiesced by fork_prepare, so no link is half made. */
+    for (i = 0; i < pool.nthreads; i++) {
+        offload_req *cur = pool.workers[i].current;
+
+        if (cur != NULL)
+            cur->done(cur, OFFLOAD_ABORTED);
+        pthread_mutex_unlock(&pool.workers[i].busy);
+        pthread_mutex_destroy(&pool.workers[i].busy);
+    }
+    while ((node = __cds_wfcq_dequeue_nonblocking(&pool.head, &pool.tail)) != NULL
+           && node != CDS_WFCQ_WOULDBLOCK) {
+        offload_req *req = (offload_req *)(void *)((char *)node - offsetof(offload_req, link));
+
+        req->done(req, OFFLOAD_ABORTED);
+    }
+    while ((w = pool.wait_first) != NULL) {
+        pool.wait_first = (offload_waiter *)w->link.opaque_;
+        w->wake(w, 1);
+    }
+    pool.wait_last = NULL;
+    atomic_store(&pool.nwaiters, 0);
+
+    free(pool.workers);
+    pool.workers = NULL;
+    pool.nthreads = 0;
+    atomic_store(&pool.running, 0); /* threads start again on the child's first submit */
+    atomic_store(&pool.depth, 0);
+    atomic_store(&pool.sleepers, 0);
+    __cds_wfcq_init(&pool.head, &pool.tail);
+
+    pthread_mutex_unlock(&pool.bcast_lock);
+    pthread_mutex_unlock(&pool.bcast_serial);
+    pthread_mutex_unlock(&pool.wait_lock);
+    pthread_mutex_unlock(&pool.deq_lock);
+    pthread_mutex_unlock(&pool.mu);
+    atomic_store(&pool.submitting, 0);
+    atomic_store(&pool.fork_hold, 0);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* ---- public API ---------------------------------------------------------------- */
+
+int offload_start(const offload_config *cfg)
+{
+    offload_config c = {0};
+
+    if (cfg != NULL)
+        c = *cfg;
+    if (c.workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        c.workers = n > 0 ? (unsigned)n : 1;
+    }
+    if (c.capacity == 0)
+        c.capacity = 1024;
+    if (c.workers > OFFLOAD_MAX_WORKERS || c.capacity > OFFLOAD_MAX_CAPACITY) {
+        errno = EINVAL;
+        return 0;
+    }
+    pthread_once(&atfork_once, register_atfork);
+
+    pthread_mutex_lock(&pool.mu);
+    if (pool.refs++ == 0) {
+        pool.cfg = c;
+        __cds_wfcq_init(&pool.head, &pool.tail);
+        atomic_store(&pool.depth, 0);
+        atomic_store(&pool.stopping, 0);
+        atomic_store(&pool.accepting, 1);
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return 1;
+}
+
+void offload_stop(void)
+{
+    unsigned i;
+    offload_waiter *w;
+
+    pthread_mutex_lock(&pool.mu);
+    if (pool.refs == 0 || --pool.refs > 0) {
+        pthread_mutex_unlock(&pool.mu);
+        return;
+    }
+    /* Close the gate, then wait out submitters already inside it: after this every
+     * accepted request is on the queue. */
+    atomic_store(&pool.accepting, 0);
+    while (atomic_load(&pool.submitting) > 0)
+        sched_yield();
+    if (atomic_load(&pool.running)) {
+        /* Drain: workers leave only when stopping is set and the queue is empty. */
+        atomic_store(&pool.stopping, 1);
+        wake_workers(INT_MAX);
+        for (i = 0; i < pool.nthreads; i++) {
+            pthread_join(pool.workers[i].tid, NULL);
+            pthread_mutex_destroy(&pool.workers[i].busy);
+        }
+        free(pool.workers);
+        pool.workers = NULL;
+        pool.nthreads = 0;
+        atomic_store(&pool.running, 0);
+        atomic_store(&pool.stopping, 0);
+    }
+    /* Waiters retry, get OFFLOAD_STOPPED, and run their call inline. The lock orders
+     * this flush after any registration that saw accepting == 1. */
+    while ((w = pop_waiter()) != NULL)
+        w->wake(w, 0);
+    pthread_mutex_unlock(&pool.mu);
+}
+
+int offload_submit(offload_req *req)
+{
+    unsigned d, cap;
+    uint_fast64_t hw;
+    int ret = OFFLOAD_STOPPED;
+
+    /* Enter the gate (seq_cst: pairs with the store of accepting/fork_hold followed by
+     * the read of submitting in stop and fork_prepare). */
+    atomic_fetch_add(&pool.submitting, 1);
+    if (!atomic_load(&pool.accepting) || atomic_load(&pool.fork_hold) || !ensure_running())
+        goto out;
+
+    cap = pool.cfg.capacity;
+    d = atomic_fetch_add(&pool.depth, 1);
+    if (d >= cap) {
+        atomic_fetch_sub(&pool.depth, 1);
+        atomic_fetch_add_explicit(&pool.rejected_full, 1, memory_order_relaxed);
+        ret = OFFLOAD_FULL;
+        goto out;
+    }
+    hw = atomic_load_explicit(&pool.high_water, memory_order_relaxed);
+    while (d + 1 > hw
+           && !atomic_compare_exchange_weak_explicit(&pool.high_water, &hw, d + 1,
+                                                     memory_order_relaxed,
+                                                     memory_order_relaxed))
+        ;
+    atomic_fetch_add_explicit(&pool.submitted, 1, memory_order_relaxed);
+    cds_wfcq_node_init(node_of(&req->link));
+    /* The enqueue's xchg is a full barrier: the request's fields are published before
+     * the node is reachable, and before the read of sleepers below. */
+    cds_wfcq_enqueue(&pool.head, &pool.tail, node_of(&req->link));
+    if (atomic_load(&pool.sleepers) > 0)
+        wake_workers(1);
+    ret = OFFLOAD_OK;
+out:
+    atomic_fetch_sub(&pool.submitting, 1);
+    return ret;
+}
+
+int offload_wait_space(offload_waiter *w)
+{
+    pthread_mutex_lock(&pool.wait_lock);
+    if (!atomic_load(&pool.accepting)) {
+        pthread_mutex_unlock(&pool.wait_lock);
+        return 0;
+    }
+    w->link.opaque_ = NULL;
+    if (pool.wait_last != NULL)
+        pool.wait_last->link.opaque_ = w;
+    else
+        pool.wait_first = w;
+    pool.wait_last = w;
+    /* seq_cst, then read depth: pairs with a worker's depth decrement followed by its
+     * read of nwaiters. Either that worker sees us, or we see the slot it freed. */
+    atomic_fetch_add(&pool.nwaiters, 1);
+    pthread_mutex_unlock(&pool.wait_lock);
+    if (atomic_load(&pool.depth) < pool.cfg.capacity)
+        wake_one_waiter();
+    return 1;
+}
+
+void offload_on_each_worker(void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&pool.bcast_serial);
+    pthread_mutex_lock(&pool.mu);
+    if (atomic_load(&pool.running) && !in_worker) {
+        unsigned n = pool.nthreads;
+
+        pthread_mutex_lock(&pool.bcast_lock);
+        pool.bcast_fn = fn;
+        pool.bcast_arg = arg;
+        pool.bcast_acks = 0;
+        /* Release: a worker that sees the new generation (acquire) then reads fn/arg
+         * under bcast_lock. */
+        atomic_fetch_add_explicit(&pool.bcast_gen, 1, memory_order_release);
+        wake_workers(INT_MAX);
+        while (pool.bcast_acks < n)
+            pthread_cond_wait(&pool.bcast_cond, &pool.bcast_lock);
+        pthread_mutex_unlock(&pool.bcast_lock);
+    }
+    pthread_mutex_unlock(&pool.mu);
+    pthread_mutex_unlock(&pool.bcast_serial);
+}
+
+int offload_in_worker(void)
+{
+    return in_worker;
+}
+
+void offload_get_stats(offload_stats *st)
+{
+    st->submitted = atomic_load_explicit(&pool.submitted, memory_order_relaxed);
+    st->completed = atomic_load_explicit(&pool.completed, memory_order_relaxed);
+    st->rejected_full = atomic_load_explicit(&pool.rejected_full, memory_order_relaxed);
+    st->high_water = atomic_load_explicit(&pool.high_water, memory_order_relaxed);
+    st->depth = atomic_load_explicit(&pool.depth, memory_order_relaxed);
+    pthread_mutex_lock(&pool.mu);
+    st->workers = pool.cfg.workers;
+    st->capacity = pool.cfg.capacity;
+    st->running = pool.nthreads;
+    pthread_mutex_unlock(&pool.mu);
+}

@@ -1,0 +1,108 @@
+/*
+ * offload/ — the "accelerator": one process-wide pool of worker threads behind a
+ * bounded submission queue.
+ *
+ * It knows nothing of OpenSSL. A caller embeds an offload_req in its own object, fills
+ * in run() and done(), and submits it; a worker calls run() and then done(). done() is
+ * the caller's completion signal: after it returns the pool never touches the request
+ * again.
+ *
+ * Lifetime: offload_start() takes a reference on the pool (configuring it when it is the
+ * first), offload_stop() drops one; the last drop drains the queue and joins the workers.
+ * Worker threads themselves start lazily on the first submit, so a child process after
+ * fork() gets a working pool the first time it submits.
+ */
+#ifndef ASYNCPOOL_OFFLOAD_H
+#define ASYNCPOOL_OFFLOAD_H
+
+#include <stdint.h>
+
+/* Queue link, private to offload/. Callers never read or write it. */
+typedef struct offload_link {
+    void *opaque_;
+} offload_link;
+
+typedef struct offload_req offload_req;
+
+/* How a request left the pool, as passed to done(). */
+enum offload_how {
+    OFFLOAD_RAN = 0,     /* run() was called on a worker */
+    OFFLOAD_ABORTED = 1, /* run() was not called: the request was orphaned by fork() */
+};
+
+struct offload_req {
+    offload_link link;
+    void (*run)(offload_req *req);
+    void (*done)(offload_req *req, int how);
+};
+
+/*
+ * A waiter for queue space. A submitter that was told OFFLOAD_FULL may register one; a
+ * worker calls wake() once, after it has taken a request off the queue (so there is a
+ * free slot), or at shutdown. aborted is 1 only in a child after fork(), for waiters
+ * registered by the parent: then wake() must only release what it holds, not signal.
+ * The caller keeps the waiter alive until wake() has been called.
+ */
+typedef struct offload_waiter offload_waiter;
+struct offload_waiter {
+    offload_link link;
+    void (*wake)(offload_waiter *w, int aborted);
+};
+
+/* Results of offload_submit(). */
+enum offload_result {
+    OFFLOAD_OK = 0,      /* queued; done() will be called exactly once */
+    OFFLOAD_FULL = 1,    /* queue at capacity; nothing was queued; retry later */
+    OFFLOAD_STOPPED = 2, /* no pool (never started, or stopping); nothing was queued */
+};
+
+typedef struct offload_config {
+    unsigned workers;  /* 0: number of online CPUs */
+    unsigned capacity; /* queue capacity; 0: 1024 */
+    /* Optional: called by each worker just before it exits (e.g. to free thread-locals). */
+    void (*thread_exit)(void);
+} offload_config;
+
+typedef struct offload_stats {
+    uint64_t submitted;     /* accepted by offload_submit() */
+    uint64_t completed;     /* done() called after run() */
+    uint64_t rejected_full; /* offload_submit() returned OFFLOAD_FULL */
+    uint64_t high_water;    /* largest queue depth seen */
+    unsigned depth;         /* requests queued now, not yet taken by a worker */
+    unsigned workers;       /* worker threads configured */
+    unsigned capacity;      /* queue capacity configured */
+    unsigned running;       /* worker threads alive now */
+} offload_stats;
+
+#define OFFLOAD_MAX_WORKERS 256
+#define OFFLOAD_MAX_CAPACITY (1u << 24)
+
+/*
+ * Take a reference on the process-wide pool. The first reference configures it from cfg
+ * (NULL: defaults); later ones ignore cfg. Returns 1, or 0 with errno set (EINVAL for a
+ * configuration out of range).
+ */
+int offload_start(const offload_config *cfg);
+
+/* Drop a reference. The last one drains the queue (every queued request runs and
+ * completes), wakes every space waiter, and joins the workers. */
+void offload_stop(void);
+
+/* Queue req. Never blocks, never drops: see enum offload_result. Any thread may call. */
+int offload_submit(offload_req *req);
+
+/* Register w for a wake-up when a queue slot frees. Returns 1 if registered; 0 if the
+ * pool is not running (w is not registered and wake() will not be called). */
+int offload_wait_space(offload_waiter *w);
+
+/* Run fn(arg) once on every live worker thread and wait for all of them. Used to free
+ * per-thread state that belongs to an object about to be freed. No-op without workers.
+ * Must not be called from a worker. */
+void offload_on_each_worker(void (*fn)(void *arg), void *arg);
+
+/* 1 when called from one of the pool's worker threads. */
+int offload_in_worker(void);
+
+void offload_get_stats(offload_stats *st);
+
+#endif
