@@ -1,0 +1,183 @@
+/*
+ * provider/ — internal declarations shared by the asyncpool provider's files.
+ *
+ * The provider wraps a backend provider (loaded into a private OSSL_LIB_CTX) through its
+ * public dispatch tables. For each algorithm we keep the backend's functions by id
+ * (ap_alg.fn) and build our own dispatch table from a per-operation description
+ * (ap_op_desc): every function id the backend has gets one of ours, which forwards it
+ * unchanged, except the heavy ones, which go through async_core.
+ *
+ * Operation contexts are ap_ctx {alg, backend ctx}. Functions that get only a provctx
+ * (newctx, gettable_*) cannot tell algorithms apart, so they are per-slot trampolines:
+ * slot i of an operation serves the i-th algorithm we took from the backend.
+ * Keymgmt returns the backend's own keydata objects, so the keydata-only keymgmt
+ * functions are the backend's pointers, used as they are.
+ */
+#ifndef ASYNCPOOL_AP_H
+#define ASYNCPOOL_AP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/core.h>
+#include <openssl/core_dispatch.h>
+#include <openssl/provider.h>
+
+#define AP_MAXFN 64 /* function ids we keep; a newer OpenSSL's higher ids are not offered */
+#define AP_SLOTS 8  /* algorithms per operation */
+
+enum ap_op { AP_OP_KEYMGMT, AP_OP_SIGNATURE, AP_OP_ASYM_CIPHER, AP_OP_KEYEXCH, AP_OP_CIPHER,
+             AP_NOPS };
+
+/* Counter groups, one per kind of heavy call. */
+enum ap_kind { AP_K_SIGN, AP_K_VERIFY, AP_K_ASYM, AP_K_DERIVE, AP_K_KEYGEN, AP_K_CIPHER,
+               AP_NKINDS };
+enum ap_cnt { AP_C_OFFLOADED, AP_C_INLINE, AP_C_EAGAIN, AP_C_ERRORS, AP_NCNT };
+
+/* Provider reason codes (get_reason_strings). */
+enum ap_reason {
+    AP_R_BAD_CONFIG = 1,
+    AP_R_BACKEND_LOAD_FAILED,
+    AP_R_POOL_START_FAILED,
+    AP_R_INIT_FAILED,
+};
+
+typedef void (*ap_fn)(void);
+typedef struct ap_prov ap_prov;
+
+typedef struct ap_alg {
+    ap_prov *prov;
+    ap_fn fn[AP_MAXFN]; /* the backend's functions by dispatch id */
+    OSSL_DISPATCH *disp; /* ours, built from the operation's description */
+} ap_alg;
+
+/* An operation context of ours: the backend's ctx and the algorithm it belongs to. */
+typedef struct ap_ctx {
+    const ap_alg *alg;
+    void *b;
+} ap_ctx;
+
+/* One function of an operation, and how ours is made from the backend's. */
+enum ap_how {
+    AP_WRAP,   /* fn: ours, takes an ap_ctx (or keymgmt genctx) */
+    AP_SLOT,   /* slots[i]: per-slot trampoline, takes a provctx */
+    AP_DIRECT, /* the backend's own function (takes nothing of ours) */
+};
+typedef struct ap_fn_desc {
+    int id;
+    enum ap_how how;
+    ap_fn fn;
+    const ap_fn *slots;
+} ap_fn_desc;
+
+typedef struct ap_op_desc {
+    int op_id;                /* OSSL_OP_* */
+    const char *const *names; /* algorithms we take, NULL-terminated */
+    const ap_fn_desc *fns;    /* ends with id 0 */
+} ap_op_desc;
+
+struct ap_prov {
+    const OSSL_CORE_HANDLE *handle;
+    OSSL_FUNC_core_new_error_fn *new_error;
+    OSSL_FUNC_core_set_error_debug_fn *set_error_debug;
+    OSSL_FUNC_core_vset_error_fn *vset_error;
+
+    OSSL_LIB_CTX *blib;   /* private libctx holding the backend */
+    OSSL_PROVIDER *bprov; /* the backend */
+    void *bprovctx;       /* the backend's provctx, passed wherever ours came in */
+    char *backend_name;
+
+    unsigned acore_flags;    /* ACORE_BLOCK when outside_job = block */
+    size_t inline_threshold; /* cipher calls with less input run inline */
+    unsigned workers, capacity;
+
+    ap_alg alg[AP_NOPS][AP_SLOTS];
+    int nalg[AP_NOPS];
+    OSSL_ALGORITHM *algs[AP_NOPS]; /* what query_operation returns */
+
+    /* Relaxed counters: they order nothing, they are read for statistics only. */
+    atomic_uint_fast64_t cnt[AP_NKINDS][AP_NCNT];
+
+    ap_prov *next_live; /* list of loaded instances, for ASYNCPOOL_STATS at exit */
+    int stats_printed;  /* guarded by the list's lock */
+};
+
+extern const ap_op_desc ap_keymgmt_desc, ap_signature_desc, ap_asym_cipher_desc,
+    ap_keyexch_desc, ap_cipher_desc;
+
+#define AP_FN(a, id, type) ((type *)(a)->fn[id])
+
+/* Function shapes shared by several operations (for AP_FN). */
+typedef void ap_free_fn(void *);
+typedef void *ap_dup_fn(void *);
+typedef void *ap_new_fn(void *);
+typedef void *ap_new_pq_fn(void *, const char *);
+typedef const OSSL_PARAM *ap_ctx_tbl_fn(void *, void *);
+typedef const OSSL_PARAM *ap_prov_tbl_fn(void *);
+typedef int ap_get_fn(void *, OSSL_PARAM[]);
+typedef int ap_set_fn(void *, const OSSL_PARAM[]);
+#define AP_HAS(a, id) ((a)->fn[id] != NULL)
+
+static inline const ap_alg *ap_slot_alg(void *provctx, enum ap_op op, int slot)
+{
+    return &((ap_prov *)provctx)->alg[op][slot];
+}
+
+/* Run fn(arg): through async_core when heavy, else directly; counts it under kind. */
+int ap_run(const ap_alg *a, enum ap_kind kind, int heavy, int (*fn)(void *), void *arg);
+
+/* Operation contexts, generic over operations (freectx/dupctx have one shape). */
+void *ap_ctx_wrap(const ap_alg *a, void *b, int freectx_id);
+void ap_ctx_free(void *ctx, int freectx_id);
+void *ap_ctx_dup(void *ctx, int dupctx_id, int freectx_id);
+
+/* Raise an asyncpool error on the caller's queue through the core. */
+void ap_raise(const ap_prov *p, const char *file, int line, const char *func, int reason,
+              const char *fmt, ...);
+#define AP_RAISE(p, reason, ...) ap_raise((p), OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC, \
+                                          (reason), __VA_ARGS__)
+
+/* Slot trampolines. AP_EXPAND_SLOTS(M, args...) expands M(args..., i) for every slot. */
+#define AP_EXPAND_SLOTS(M, ...)                                                    \
+    M(__VA_ARGS__, 0) M(__VA_ARGS__, 1) M(__VA_ARGS__, 2) M(__VA_ARGS__, 3)         \
+    M(__VA_ARGS__, 4) M(__VA_ARGS__, 5) M(__VA_ARGS__, 6) M(__VA_ARGS__, 7)
+#define AP_SLOT_TABLE(name)                                                        \
+    static const ap_fn name##_slots[AP_SLOTS] = {                                  \
+        (ap_fn)name##_0, (ap_fn)name##_1, (ap_fn)name##_2, (ap_fn)name##_3,        \
+        (ap_fn)name##_4, (ap_fn)name##_5, (ap_fn)name##_6, (ap_fn)name##_7};
+
+/* newctx(provctx) and newctx(provctx, propq): the backend's, wrapped in an ap_ctx. */
+void *ap_newctx(void *provctx, enum ap_op op, int slot, int newctx_id, int freectx_id,
+                int with_propq, const char *propq);
+#define AP_NEWCTX_FN_(name, op, nid, fid, i)                                       \
+    static void *name##_##i(void *p) { return ap_newctx(p, op, i, nid, fid, 0, NULL); }
+#define AP_NEWCTX_PQ_FN_(name, op, nid, fid, i)                                    \
+    static void *name##_##i(void *p, const char *q)                                \
+    { return ap_newctx(p, op, i, nid, fid, 1, q); }
+#define AP_DEFINE_NEWCTX(name, op, nid, fid)                                       \
+    AP_EXPAND_SLOTS(AP_NEWCTX_FN_, name, op, nid, fid) AP_SLOT_TABLE(name)
+#define AP_DEFINE_NEWCTX_PQ(name, op, nid, fid)                                    \
+    AP_EXPAND_SLOTS(AP_NEWCTX_PQ_FN_, name, op, nid, fid) AP_SLOT_TABLE(name)
+
+/* gettable/settable(ctx-or-NULL, provctx): asked of ctx's algorithm, or the slot's. */
+const OSSL_PARAM *ap_ctx_params_table(void *ctx, void *provctx, enum ap_op op, int slot,
+                                      int id);
+#define AP_CTX_PARAMS_FN_(name, op, id, i)                                         \
+    static const OSSL_PARAM *name##_##i(void *c, void *p)                          \
+    { return ap_ctx_params_table(c, p, op, i, id); }
+#define AP_DEFINE_CTX_PARAMS(name, op, id)                                         \
+    AP_EXPAND_SLOTS(AP_CTX_PARAMS_FN_, name, op, id) AP_SLOT_TABLE(name)
+
+/* gettable(provctx): the slot's algorithm, asked with the backend's provctx. */
+const OSSL_PARAM *ap_prov_params_table(void *provctx, enum ap_op op, int slot, int id);
+#define AP_PROV_PARAMS_FN_(name, op, id, i)                                        \
+    static const OSSL_PARAM *name##_##i(void *p) { return ap_prov_params_table(p, op, i, id); }
+#define AP_DEFINE_PROV_PARAMS(name, op, id)                                        \
+    AP_EXPAND_SLOTS(AP_PROV_PARAMS_FN_, name, op, id) AP_SLOT_TABLE(name)
+
+/* (ctx, params) forwards, one shape for get and one for set. */
+int ap_ctx_get_params(void *ctx, OSSL_PARAM params[], int id);
+int ap_ctx_set_params(void *ctx, const OSSL_PARAM params[], int id);
+
+#endif

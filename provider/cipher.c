@@ -1,0 +1,148 @@
+/*
+ * provider/cipher.c — AES-128/192/256-GCM, AES-128/256-CBC, ChaCha20-Poly1305.
+ *
+ * update and cipher are offloaded when their input is at least inline_threshold bytes;
+ * below it, and for final (one block at most), they run inline: a thread hop costs more
+ * than AES-NI on a small record. The TLS parameters libssl sets (TLS1 AAD, fixed IV, IV
+ * generation) pass through set_ctx_params to the backend unchanged.
+ * No AES-CTR or AES-ECB: the DRBG fetches those with the default properties, and a pause
+ * inside the DRBG would let another fibre touch the unlocked per-thread DRBG.
+ */
+#include "ap.h"
+
+#define OP AP_OP_CIPHER
+
+static const char *const names[] = {
+    "AES-128-GCM", "AES-192-GCM", "AES-256-GCM", "AES-128-CBC", "AES-256-CBC",
+    "ChaCha20-Poly1305", NULL,
+};
+
+AP_DEFINE_NEWCTX(ciph_newctx, OP, OSSL_FUNC_CIPHER_NEWCTX, OSSL_FUNC_CIPHER_FREECTX)
+AP_DEFINE_PROV_PARAMS(ciph_gettable_params, OP, OSSL_FUNC_CIPHER_GETTABLE_PARAMS)
+AP_DEFINE_CTX_PARAMS(ciph_gettable_ctx_params, OP, OSSL_FUNC_CIPHER_GETTABLE_CTX_PARAMS)
+AP_DEFINE_CTX_PARAMS(ciph_settable_ctx_params, OP, OSSL_FUNC_CIPHER_SETTABLE_CTX_PARAMS)
+
+static OSSL_FUNC_cipher_freectx_fn ciph_freectx;
+static OSSL_FUNC_cipher_dupctx_fn ciph_dupctx;
+static OSSL_FUNC_cipher_encrypt_init_fn ciph_encrypt_init;
+static OSSL_FUNC_cipher_decrypt_init_fn ciph_decrypt_init;
+static OSSL_FUNC_cipher_update_fn ciph_update;
+static OSSL_FUNC_cipher_final_fn ciph_final;
+static OSSL_FUNC_cipher_cipher_fn ciph_cipher;
+static OSSL_FUNC_cipher_get_ctx_params_fn ciph_get_ctx_params;
+static OSSL_FUNC_cipher_set_ctx_params_fn ciph_set_ctx_params;
+
+static void ciph_freectx(void *ctx)
+{
+    ap_ctx_free(ctx, OSSL_FUNC_CIPHER_FREECTX);
+}
+
+static void *ciph_dupctx(void *ctx)
+{
+    return ap_ctx_dup(ctx, OSSL_FUNC_CIPHER_DUPCTX, OSSL_FUNC_CIPHER_FREECTX);
+}
+
+static int ciph_encrypt_init(void *ctx, const unsigned char *key, size_t keylen,
+                             const unsigned char *iv, size_t ivlen, const OSSL_PARAM params[])
+{
+    ap_ctx *c = ctx;
+
+    return AP_FN(c->alg, OSSL_FUNC_CIPHER_ENCRYPT_INIT, OSSL_FUNC_cipher_encrypt_init_fn)(
+        c->b, key, keylen, iv, ivlen, params);
+}
+
+static int ciph_decrypt_init(void *ctx, const unsigned char *key, size_t keylen,
+                             const unsigned char *iv, size_t ivlen, const OSSL_PARAM params[])
+{
+    ap_ctx *c = ctx;
+
+    return AP_FN(c->alg, OSSL_FUNC_CIPHER_DECRYPT_INIT, OSSL_FUNC_cipher_decrypt_init_fn)(
+        c->b, key, keylen, iv, ivlen, params);
+}
+
+static int ciph_get_ctx_params(void *ctx, OSSL_PARAM params[])
+{
+    return ap_ctx_get_params(ctx, params, OSSL_FUNC_CIPHER_GET_CTX_PARAMS);
+}
+
+static int ciph_set_ctx_params(void *ctx, const OSSL_PARAM params[])
+{
+    return ap_ctx_set_params(ctx, params, OSSL_FUNC_CIPHER_SET_CTX_PARAMS);
+}
+
+struct ciph_args {
+    ap_ctx *c;
+    int id; /* OSSL_FUNC_CIPHER_UPDATE or _CIPHER: both have one shape */
+    unsigned char *out;
+    size_t *outl;
+    size_t outsize;
+    const unsigned char *in;
+    size_t inl;
+};
+
+static int do_update(void *p)
+{
+    struct ciph_args *a = p;
+
+    return AP_FN(a->c->alg, a->id, OSSL_FUNC_cipher_update_fn)(a->c->b, a->out, a->outl,
+                                                              a->outsize, a->in, a->inl);
+}
+
+static int run_update(void *ctx, int id, unsigned char *out, size_t *outl, size_t outsize,
+                      const unsigned char *in, size_t inl)
+{
+    struct ciph_args a = {.c = ctx, .id = id, .out = out, .outl = outl, .outsize = outsize,
+                          .in = in, .inl = inl};
+
+    return ap_run(a.c->alg, AP_K_CIPHER, inl >= a.c->alg->prov->inline_threshold, do_update, &a);
+}
+
+static int ciph_update(void *ctx, unsigned char *out, size_t *outl, size_t outsize,
+                       const unsigned char *in, size_t inl)
+{
+    return run_update(ctx, OSSL_FUNC_CIPHER_UPDATE, out, outl, outsize, in, inl);
+}
+
+static int ciph_cipher(void *ctx, unsigned char *out, size_t *outl, size_t outsize,
+                       const unsigned char *in, size_t inl)
+{
+    return run_update(ctx, OSSL_FUNC_CIPHER_CIPHER, out, outl, outsize, in, inl);
+}
+
+static int do_final(void *p)
+{
+    struct ciph_args *a = p;
+
+    return AP_FN(a->c->alg, OSSL_FUNC_CIPHER_FINAL, OSSL_FUNC_cipher_final_fn)(a->c->b, a->out,
+                                                                              a->outl, a->outsize);
+}
+
+static int ciph_final(void *ctx, unsigned char *out, size_t *outl, size_t outsize)
+{
+    struct ciph_args a = {.c = ctx, .out = out, .outl = outl, .outsize = outsize};
+
+    return ap_run(a.c->alg, AP_K_CIPHER, 0, do_final, &a);
+}
+
+#define W(id, f) {OSSL_FUNC_CIPHER_##id, AP_WRAP, (ap_fn)(f), NULL}
+#define S(id, f) {OSSL_FUNC_CIPHER_##id, AP_SLOT, NULL, f##_slots}
+#define D(id) {OSSL_FUNC_CIPHER_##id, AP_DIRECT, NULL, NULL}
+static const ap_fn_desc fns[] = {
+    S(NEWCTX, ciph_newctx),
+    W(FREECTX, ciph_freectx),
+    W(DUPCTX, ciph_dupctx),
+    W(ENCRYPT_INIT, ciph_encrypt_init),
+    W(DECRYPT_INIT, ciph_decrypt_init),
+    W(UPDATE, ciph_update),
+    W(FINAL, ciph_final),
+    W(CIPHER, ciph_cipher),
+    D(GET_PARAMS),
+    W(GET_CTX_PARAMS, ciph_get_ctx_params),
+    W(SET_CTX_PARAMS, ciph_set_ctx_params),
+    S(GETTABLE_PARAMS, ciph_gettable_params),
+    S(GETTABLE_CTX_PARAMS, ciph_gettable_ctx_params),
+    S(SETTABLE_CTX_PARAMS, ciph_settable_ctx_params),
+    {0, AP_WRAP, NULL, NULL},
+};
+
+const ap_op_desc ap_cipher_desc = {OSSL_OP_CIPHER, names, fns};
