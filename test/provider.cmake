@@ -13,3 +13,27 @@ ap_add_test(NAME provider_wycheproof
   LIBS PkgConfig::JSONC OpenSSL::SSL
   TIMEOUT 600)
 set_tests_properties(provider_wycheproof PROPERTIES SKIP_RETURN_CODE 77)
+
+ap_add_test(NAME provider_errors
+  SOURCES ${AP_PT}/test_errors.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 300)
+
+# 100 load/unload rounds (10 under valgrind: AP_UNDER_VALGRIND=1 is set by the helper).
+ap_add_test(NAME provider_loadunload
+  SOURCES ${AP_PT}/test_loadunload.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 300
+  VALGRIND)
+
+ap_add_test(NAME provider_config
+  SOURCES ${AP_PT}/test_config.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 120)
+
+ap_add_script_test(NAME provider_cli
+  COMMAND bash ${AP_PT}/cli.sh
+  TIMEOUT 300)
+ap_add_script_test(NAME provider_speed
+  COMMAND bash ${AP_PT}/speed.sh
+  TIMEOUT 300)
