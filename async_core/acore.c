@@ -193,10 +193,14 @@ static void notifier_signal(struct notifier *n, ASYNC_callback_fn cb, void *cbar
 static void space_wake(offload_waiter *w, int aborted)
 {
     struct notifier *n = container_of(w, struct notifier, space);
+    /* Read before clearing space_waiting: once it is 0 the job may resume, meet a full
+     * queue again and register this waiter anew, rewriting these fields. */
+    ASYNC_callback_fn cb = n->space_cb;
+    void *cbarg = n->space_cbarg;
 
     atomic_store(&n->space_waiting, 0);
     if (!aborted)
-        notifier_signal(n, n->space_cb, n->space_cbarg);
+        notifier_signal(n, cb, cbarg);
     notifier_put(n);
 }
 

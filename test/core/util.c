@@ -1,0 +1,150 @@
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "offload/offload.h"
+
+int under_valgrind(void)
+{
+    const char *v = getenv("AP_UNDER_VALGRIND");
+
+    return v != NULL && *v != '\0' && *v != '0';
+}
+
+int scaled(int n, int div)
+{
+    if (!under_valgrind())
+        return n;
+    return n / div > 0 ? n / div : 1;
+}
+
+uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void sleep_us(unsigned us)
+{
+    struct timespec ts = {.tv_sec = us / 1000000u, .tv_nsec = (long)(us % 1000000u) * 1000};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+int wctx_fd(ASYNC_WAIT_CTX *w, size_t *count)
+{
+    OSSL_ASYNC_FD fds[4];
+    size_t n = 0;
+
+    if (!ASYNC_WAIT_CTX_get_all_fds(w, NULL, &n))
+        return -1;
+    if (count != NULL)
+        *count = n;
+    if (n == 0 || n > 4 || !ASYNC_WAIT_CTX_get_all_fds(w, fds, &n))
+        return -1;
+    return fds[0];
+}
+
+int fd_readable(int fd, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+
+    while ((r = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+        ;
+    return r == 1 && (p.revents & POLLIN);
+}
+
+int wait_completed(uint64_t target, int timeout_ms)
+{
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    offload_stats st;
+
+    for (;;) {
+        offload_get_stats(&st);
+        if (st.completed >= target)
+            return 1;
+        if (now_ns() > deadline)
+            return 0;
+        sleep_us(200);
+    }
+}
+
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int open;
+    int waiters;
+};
+
+struct gate *gate_new(void)
+{
+    struct gate *g = calloc(1, sizeof(*g));
+
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    return g;
+}
+
+void gate_wait(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->waiters++;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+int gate_waiters(struct gate *g)
+{
+    int n;
+
+    pthread_mutex_lock(&g->mu);
+    n = g->waiters;
+    pthread_mutex_unlock(&g->mu);
+    return n;
+}
+
+int gate_await_waiters(struct gate *g, int n, int timeout_ms)
+{
+    struct timespec ts;
+    int ok;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&g->mu);
+    while (g->waiters < n && pthread_cond_timedwait(&g->cv, &g->mu, &ts) == 0)
+        ;
+    ok = g->waiters >= n;
+    pthread_mutex_unlock(&g->mu);
+    return ok;
+}
+
+void gate_open(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void gate_free(struct gate *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g);
+}

@@ -1,0 +1,49 @@
+/*
+ * Helpers shared by the core tests: driving ASYNC jobs from a test's own event loop,
+ * and waiting on the pool's counters with a deadline instead of a fixed sleep.
+ */
+#ifndef AP_TEST_CORE_UTIL_H
+#define AP_TEST_CORE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/async.h>
+
+/* 1 under valgrind (AP_UNDER_VALGRIND set by ap_add_test): scale counts down. */
+int under_valgrind(void);
+/* n, or n / div under valgrind (at least 1). */
+int scaled(int n, int div);
+
+uint64_t now_ns(void);
+void sleep_us(unsigned us);
+
+/* The single fd of w; *count gets how many fds w has. -1 if none. */
+int wctx_fd(ASYNC_WAIT_CTX *w, size_t *count);
+
+/* 1 if fd is readable within timeout_ms. */
+int fd_readable(int fd, int timeout_ms);
+
+/* Poll offload_get_stats() until completed >= target; 1 on success, 0 on timeout. */
+int wait_completed(uint64_t target, int timeout_ms);
+
+/* A gate a worker can block on until the test opens it. */
+struct gate;
+struct gate *gate_new(void);
+void gate_wait(struct gate *g);    /* blocks until opened; counts waiters */
+int gate_waiters(struct gate *g);  /* how many have entered gate_wait */
+int gate_await_waiters(struct gate *g, int n, int timeout_ms);
+void gate_open(struct gate *g);
+void gate_free(struct gate *g);
+
+/* A cheap value the test can recompute: the offloaded calls return mix(input). */
+static inline int mix(uint32_t x)
+{
+    x *= 2654435761u;
+    x ^= x >> 15;
+    x *= 2246822519u;
+    x ^= x >> 13;
+    return (int)(x & 0x7fffffff);
+}
+
+#endif
