@@ -12,12 +12,17 @@ export OPENSSL_CONF=$ASYNCPOOL_CONF ASYNCPOOL_STATS=1
 
 # A sanitizer build of the module cannot be dlopen()ed by an uninstrumented openssl
 # unless the ASan runtime is loaded first.
-if ldd "$OPENSSL_MODULES/asyncpool.so" 2>/dev/null | grep -q libasan; then
+# (capture first: with pipefail, grep -q closing the pipe early would fail the test)
+if [[ "$(ldd "$OPENSSL_MODULES/asyncpool.so" 2>/dev/null)" == *libasan* ]]; then
     asan=$(${CC:-gcc} -print-file-name=libasan.so)
     [ -f "$asan" ] || fail "module is built with ASan but libasan.so was not found"
-    export LD_PRELOAD="$asan${LD_PRELOAD:+:$LD_PRELOAD}"
-    # The openssl CLI itself is not ours: do not fail on its leaks at exit.
-    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+    AP_ASAN_PRELOAD="$asan${LD_PRELOAD:+:$LD_PRELOAD}"
+    # Only for openssl (other tools, e.g. dd, trip over ASan's allocator checks); and
+    # the openssl CLI itself is not ours: do not fail on its leaks at exit.
+    openssl() {
+        LD_PRELOAD="$AP_ASAN_PRELOAD" \
+            ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" command openssl "$@"
+    }
 fi
 
 TMP=$(mktemp -d)

@@ -94,15 +94,15 @@ static void run_all(int (*fn)(void *), void **args, int n, int injob, int expect
     ap_jobstats st;
 
     ck_assert_ptr_nonnull(rets);
-    if (injob) {
+    if (injob)
         ck_assert_msg(ap_run_jobs(fn, args, n, INFLIGHT, rets, &st), "%s: job loop failed", what);
-        check_jobstats(&st, expect_pauses, what);
-    } else {
+    else
         ap_run_direct(fn, args, n, rets);
-    }
     for (i = 0; i < n; i++)
         ck_assert_msg(rets[i] == expect_ok, "%s #%d (%s job): returned %d, expected %d", what, i,
                       injob ? "in" : "outside", rets[i], expect_ok);
+    if (injob)
+        check_jobstats(&st, expect_pauses, what);
     free(rets);
 }
 

@@ -57,7 +57,7 @@ typedef struct vec {
     unsigned long err[2];
     int fetch_failed;
     EVP_PKEY *owned[2];
-    unsigned char *bufs[8];
+    unsigned char *bufs[16];
     int nbufs;
 } vec;
 
@@ -119,7 +119,7 @@ static unsigned char *hexbuf(vec *v, const char *hex, size_t *len)
     *len = 0;
     if (hex == NULL || (b = ap_unhex(hex, len)) == NULL)
         return NULL;
-    if (v != NULL && v->nbufs < 8)
+    if (v != NULL && v->nbufs < 16)
         v->bufs[v->nbufs++] = b;
     return b;
 }
@@ -128,7 +128,7 @@ static unsigned char *scratch(vec *v, size_t n)
 {
     unsigned char *b = calloc(1, n + 64);
 
-    if (b != NULL && v->nbufs < 8)
+    if (b != NULL && v->nbufs < 16)
         v->bufs[v->nbufs++] = b;
     return b;
 }
