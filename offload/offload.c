@@ -277,7 +277,14 @@ static int ensure_running(void)
 
     if (atomic_load_explicit(&pool.running, memory_order_acquire))
         return 1;
-    pthread_mutex_lock(&pool.mu);
+    /* Not a plain lock: offload_stop() and fork_prepare() close the gate and then wait,
+     * holding pool.mu (stop) or about to take it (fork), for submitters inside the gate,
+     * which we are. Give up once the gate is closed, so they can go on. */
+    while (pthread_mutex_trylock(&pool.mu) != 0) {
+        if (!atomic_load(&pool.accepting) || atomic_load(&pool.fork_hold))
+            return 0;
+        sched_yield();
+    }
     ok = atomic_load(&pool.running) || (pool.refs > 0 && start_threads_locked());
     pthread_mutex_unlock(&pool.mu);
     return ok;

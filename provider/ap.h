@@ -35,14 +35,6 @@ enum ap_kind { AP_K_SIGN, AP_K_VERIFY, AP_K_ASYM, AP_K_DERIVE, AP_K_KEYGEN, AP_K
                AP_NKINDS };
 enum ap_cnt { AP_C_OFFLOADED, AP_C_INLINE, AP_C_EAGAIN, AP_C_ERRORS, AP_NCNT };
 
-/* Provider reason codes (get_reason_strings). */
-enum ap_reason {
-    AP_R_BAD_CONFIG = 1,
-    AP_R_BACKEND_LOAD_FAILED,
-    AP_R_POOL_START_FAILED,
-    AP_R_INIT_FAILED,
-};
-
 typedef void (*ap_fn)(void);
 typedef struct ap_prov ap_prov;
 
@@ -79,9 +71,6 @@ typedef struct ap_op_desc {
 
 struct ap_prov {
     const OSSL_CORE_HANDLE *handle;
-    OSSL_FUNC_core_new_error_fn *new_error;
-    OSSL_FUNC_core_set_error_debug_fn *set_error_debug;
-    OSSL_FUNC_core_vset_error_fn *vset_error;
 
     OSSL_LIB_CTX *blib;   /* private libctx holding the backend */
     OSSL_PROVIDER *bprov; /* the backend */
@@ -132,11 +121,13 @@ void *ap_ctx_wrap(const ap_alg *a, void *b, int freectx_id);
 void ap_ctx_free(void *ctx, int freectx_id);
 void *ap_ctx_dup(void *ctx, int dupctx_id, int freectx_id);
 
-/* Raise an asyncpool error on the caller's queue through the core. */
-void ap_raise(const ap_prov *p, const char *file, int line, const char *func, int reason,
-              const char *fmt, ...);
-#define AP_RAISE(p, reason, ...) ap_raise((p), OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC, \
-                                          (reason), __VA_ARGS__)
+/* Raise an error (ERR_LIB_PROV, a public reason) with a formatted detail. */
+void ap_raise(const char *file, int line, const char *func, int reason, const char *fmt, ...);
+#define AP_RAISE(reason, ...) ap_raise(OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC, (reason), \
+                                       __VA_ARGS__)
+
+/* The caller's property query with its "provider" clauses removed (see provider.c). */
+char *ap_backend_propq(const char *propq);
 
 /* Slot trampolines. AP_EXPAND_SLOTS(M, args...) expands M(args..., i) for every slot. */
 #define AP_EXPAND_SLOTS(M, ...)                                                    \

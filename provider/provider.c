@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/params.h>
+#include <openssl/proverr.h>
 
 #include "async_core/acore.h"
 #include "offload/offload.h"
@@ -39,26 +40,20 @@ static const char *const cnt_names[AP_NCNT] = {"offloaded", "inline", "eagain", 
 
 /* ---- errors ------------------------------------------------------------------------ */
 
-static const OSSL_ITEM reason_strings[] = {
-    {AP_R_BAD_CONFIG, "invalid asyncpool configuration"},
-    {AP_R_BACKEND_LOAD_FAILED, "cannot load the backend provider"},
-    {AP_R_POOL_START_FAILED, "cannot start the worker pool"},
-    {AP_R_INIT_FAILED, "asyncpool initialisation failed"},
-    {0, NULL},
-};
-
-void ap_raise(const ap_prov *p, const char *file, int line, const char *func, int reason,
-              const char *fmt, ...)
+/*
+ * Our errors are raised as ERR_LIB_PROV with libcrypto's public reason codes. Our own
+ * reason strings (get_reason_strings) would be loaded by libcrypto only after init
+ * succeeds, and almost all our errors happen when init fails (a bad configuration): they
+ * would print as "lib(129)::reason(1)".
+ */
+void ap_raise(const char *file, int line, const char *func, int reason, const char *fmt, ...)
 {
     va_list ap;
 
-    if (p == NULL || p->new_error == NULL || p->vset_error == NULL)
-        return;
     va_start(ap, fmt);
-    p->new_error(p->handle);
-    if (p->set_error_debug != NULL)
-        p->set_error_debug(p->handle, file, line, func);
-    p->vset_error(p->handle, reason, fmt, ap);
+    ERR_new();
+    ERR_set_debug(file, line, func);
+    ERR_vset_error(ERR_LIB_PROV, reason, fmt, ap);
     va_end(ap);
 }
 
@@ -116,15 +111,53 @@ void *ap_ctx_dup(void *ctx, int dupctx_id, int freectx_id)
     return ap_ctx_wrap(c->alg, AP_FN(c->alg, dupctx_id, ap_dup_fn)(c->b), freectx_id);
 }
 
+/*
+ * A property query as the backend must see it. The caller's query was written for the
+ * caller's libctx; the backend uses it for its own fetches (a signature's digest) in our
+ * private libctx, where there is no provider named asyncpool: "provider=asyncpool" would
+ * make every such fetch fail. Clauses about "provider" are dropped, the rest (fips=yes...)
+ * kept. Returns NULL for an empty result, else a string the caller frees.
+ */
+char *ap_backend_propq(const char *propq)
+{
+    char *out, *copy, *item, *save = NULL;
+
+    if (propq == NULL || strstr(propq, "provider") == NULL)
+        return propq != NULL && *propq != '\0' ? OPENSSL_strdup(propq) : NULL;
+    out = OPENSSL_zalloc(strlen(propq) + 1);
+    copy = OPENSSL_strdup(propq);
+    if (out == NULL || copy == NULL) {
+        OPENSSL_free(copy);
+        OPENSSL_free(out);
+        return NULL;
+    }
+    for (item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+        if (strstr(item, "provider") != NULL)
+            continue;
+        if (*out != '\0')
+            strcat(out, ",");
+        strcat(out, item);
+    }
+    OPENSSL_free(copy);
+    if (*out == '\0') {
+        OPENSSL_free(out);
+        return NULL;
+    }
+    return out;
+}
+
 void *ap_newctx(void *provctx, enum ap_op op, int slot, int newctx_id, int freectx_id,
                 int with_propq, const char *propq)
 {
     const ap_alg *a = ap_slot_alg(provctx, op, slot);
     void *b;
 
-    if (with_propq)
-        b = AP_FN(a, newctx_id, ap_new_pq_fn)(a->prov->bprovctx, propq);
-    else
+    if (with_propq) {
+        char *bq = ap_backend_propq(propq);
+
+        b = AP_FN(a, newctx_id, ap_new_pq_fn)(a->prov->bprovctx, bq);
+        OPENSSL_free(bq);
+    } else
         b = AP_FN(a, newctx_id, ap_new_fn)(a->prov->bprovctx);
     return ap_ctx_wrap(a, b, freectx_id);
 }
@@ -299,7 +332,7 @@ static OSSL_FUNC_provider_teardown_fn ap_teardown;
 static OSSL_FUNC_provider_gettable_params_fn ap_gettable_params;
 static OSSL_FUNC_provider_get_params_fn ap_get_params;
 static OSSL_FUNC_provider_query_operation_fn ap_query_operation;
-static OSSL_FUNC_provider_get_reason_strings_fn ap_get_reason_strings;
+static OSSL_FUNC_provider_get_capabilities_fn ap_get_capabilities;
 
 static const OSSL_ALGORITHM *ap_query_operation(void *provctx, int op_id, int *no_cache)
 {
@@ -321,10 +354,49 @@ static const OSSL_ALGORITHM *ap_query_operation(void *provctx, int op_id, int *n
     return NULL;
 }
 
-static const OSSL_ITEM *ap_get_reason_strings(void *provctx)
+/*
+ * TLS-GROUP capabilities: the backend's, for the groups whose keymgmt we offer. libssl
+ * keeps a group only when the provider that declares it is also the provider of the
+ * keymgmt it fetches for it (ssl/t1_lib.c add_provider_groups). Our keymgmt is the
+ * preferred one, so without these declarations libssl silently drops X25519 and the EC
+ * groups, and a TLS 1.3 handshake falls back to an ffdhe group that we do not offload.
+ */
+struct cap_filter {
+    ap_prov *p;
+    OSSL_CALLBACK *cb;
+    void *arg;
+};
+
+static int have_keymgmt(const ap_prov *p, const char *name)
 {
-    (void)provctx;
-    return reason_strings;
+    int i;
+
+    for (i = 0; i < p->nalg[AP_OP_KEYMGMT]; i++)
+        if (names_contain(p->algs[AP_OP_KEYMGMT][i].algorithm_names, name))
+            return 1;
+    return 0;
+}
+
+static int cap_group_filter(const OSSL_PARAM params[], void *arg)
+{
+    struct cap_filter *f = arg;
+    const OSSL_PARAM *alg = OSSL_PARAM_locate_const(params, OSSL_CAPABILITY_TLS_GROUP_ALG);
+    const char *name = NULL;
+
+    if (alg == NULL || !OSSL_PARAM_get_utf8_string_ptr(alg, &name) || !have_keymgmt(f->p, name))
+        return 1; /* not ours: skip it, go on with the next */
+    return f->cb(params, f->arg);
+}
+
+static int ap_get_capabilities(void *provctx, const char *capability, OSSL_CALLBACK *cb,
+                               void *arg)
+{
+    ap_prov *p = provctx;
+    struct cap_filter f = {p, cb, arg};
+
+    if (strcasecmp(capability, "TLS-GROUP") != 0)
+        return 0;
+    return OSSL_PROVIDER_get_capabilities(p->bprov, capability, cap_group_filter, &f);
 }
 
 /* Parameter names: "asyncpool.<kind>.<counter>" and "asyncpool.pool.<field>". */
@@ -537,7 +609,7 @@ static void ap_teardown(void *provctx)
 
 /* ---- configuration ----------------------------------------------------------------- */
 
-static int parse_uint(ap_prov *p, const char *key, const char *v, unsigned long lo,
+static int parse_uint(const char *key, const char *v, unsigned long lo,
                       unsigned long hi, unsigned long *out)
 {
     char *end;
@@ -548,7 +620,7 @@ static int parse_uint(ap_prov *p, const char *key, const char *v, unsigned long 
     errno = 0;
     n = strtoul(v, &end, 10);
     if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 || n < lo || n > hi) {
-        AP_RAISE(p, AP_R_BAD_CONFIG, "%s = \"%s\": expected an integer from %lu to %lu",
+        AP_RAISE(PROV_R_INVALID_CONFIG_DATA, "%s = \"%s\": expected an integer from %lu to %lu",
                  key, v, lo, hi);
         return 0;
     }
@@ -571,23 +643,23 @@ static int read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
     unsigned long w = 0, c = AP_DEFAULT_CAPACITY, t = AP_DEFAULT_INLINE_THRESHOLD;
 
     if (get_params != NULL && !get_params(p->handle, req)) {
-        AP_RAISE(p, AP_R_BAD_CONFIG, "cannot read the provider's configuration");
+        AP_RAISE(PROV_R_INVALID_CONFIG_DATA, "cannot read the provider's configuration");
         return 0;
     }
-    if (!parse_uint(p, "workers", workers, 0, OFFLOAD_MAX_WORKERS, &w)
-        || !parse_uint(p, "queue_capacity", capacity, 1, OFFLOAD_MAX_CAPACITY, &c)
-        || !parse_uint(p, "inline_threshold", threshold, 0, 1ul << 30, &t))
+    if (!parse_uint("workers", workers, 0, OFFLOAD_MAX_WORKERS, &w)
+        || !parse_uint("queue_capacity", capacity, 1, OFFLOAD_MAX_CAPACITY, &c)
+        || !parse_uint("inline_threshold", threshold, 0, 1ul << 30, &t))
         return 0;
     if (outside == NULL || strcmp(outside, "inline") == 0) {
         p->acore_flags = 0;
     } else if (strcmp(outside, "block") == 0) {
         p->acore_flags = ACORE_BLOCK;
     } else {
-        AP_RAISE(p, AP_R_BAD_CONFIG, "outside_job = \"%s\": expected inline or block", outside);
+        AP_RAISE(PROV_R_INVALID_CONFIG_DATA, "outside_job = \"%s\": expected inline or block", outside);
         return 0;
     }
     if (backend != NULL && (*backend == '\0' || strcmp(backend, "asyncpool") == 0)) {
-        AP_RAISE(p, AP_R_BAD_CONFIG, "backend = \"%s\": name another provider", backend);
+        AP_RAISE(PROV_R_INVALID_CONFIG_DATA, "backend = \"%s\": name another provider", backend);
         return 0;
     }
     p->workers = (unsigned)w;
@@ -602,7 +674,7 @@ static const OSSL_DISPATCH ap_dispatch[] = {
     {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))ap_gettable_params},
     {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))ap_get_params},
     {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))ap_query_operation},
-    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))ap_get_reason_strings},
+    {OSSL_FUNC_PROVIDER_GET_CAPABILITIES, (void (*)(void))ap_get_capabilities},
     {0, NULL},
 };
 
@@ -625,15 +697,6 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         case OSSL_FUNC_CORE_GET_PARAMS:
             get_params = OSSL_FUNC_core_get_params(in);
             break;
-        case OSSL_FUNC_CORE_NEW_ERROR:
-            p->new_error = OSSL_FUNC_core_new_error(in);
-            break;
-        case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
-            p->set_error_debug = OSSL_FUNC_core_set_error_debug(in);
-            break;
-        case OSSL_FUNC_CORE_VSET_ERROR:
-            p->vset_error = OSSL_FUNC_core_vset_error(in);
-            break;
         }
     }
     if (!read_config(p, get_params))
@@ -644,7 +707,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     p->blib = OSSL_LIB_CTX_new();
     if (p->blib == NULL
         || (p->bprov = OSSL_PROVIDER_load(p->blib, p->backend_name)) == NULL) {
-        AP_RAISE(p, AP_R_BACKEND_LOAD_FAILED, "backend = \"%s\"", p->backend_name);
+        AP_RAISE(ERR_R_INIT_FAIL, "backend = \"%s\"", p->backend_name);
         goto err;
     }
     p->bprovctx = OSSL_PROVIDER_get0_provider_ctx(p->bprov);
@@ -653,7 +716,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     cfg.capacity = p->capacity;
     cfg.thread_exit = worker_thread_exit;
     if (!offload_start(&cfg)) {
-        AP_RAISE(p, AP_R_POOL_START_FAILED, "workers = %u, queue_capacity = %u", p->workers,
+        AP_RAISE(ERR_R_INIT_FAIL, "workers = %u, queue_capacity = %u", p->workers,
                  p->capacity);
         goto err;
     }
@@ -664,7 +727,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         || !build_op(p, AP_OP_ASYM_CIPHER, &ap_asym_cipher_desc)
         || !build_op(p, AP_OP_KEYEXCH, &ap_keyexch_desc)
         || !build_op(p, AP_OP_CIPHER, &ap_cipher_desc)) {
-        AP_RAISE(p, AP_R_INIT_FAILED, "building the algorithm tables");
+        AP_RAISE(ERR_R_INIT_FAIL, "building the algorithm tables");
         goto err;
     }
     live_add(p);
