@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Hostile clients against the async server: garbage bytes, resets in the middle of the
+# handshake (while the job is likely paused), 500 half-open connections. The server must
+# keep serving meanwhile, and once they are gone its fd count and RSS must be back where
+# they were.   usage: hostile.sh fd|cb
+. "$(dirname "$0")/lib.sh"
+mode=${1:?fd or cb}
+flag=()
+[ "$mode" = cb ] && flag=(--callback)
+make_certs
+start_server hostile --cert "$WORK/rsa.crt" --key "$WORK/rsa.key" "${flag[@]}"
+pid=$SERVER_PID
+
+client() { # client N: N good connections must all succeed
+  local out
+  out=$(timeout $((60 * SLOW)) "$BIN/tls_client" -p "$PORT" -n "$1" -c 16 --no-progress) \
+    || { echo "$out"; fail "good client failed while/after hostile clients ran"; }
+  expect failures eq 0 "$out"
+  expect handshakes eq "$1" "$out"
+}
+
+hostile_round() { # hostile_round GARBAGE ABORTS HALFOPEN HOLD_SECONDS
+  "$BIN/tls_hostile" -p "$PORT" garbage "$1" >/dev/null || fail "garbage client"
+  "$BIN/tls_hostile" -p "$PORT" abort "$2" >/dev/null || fail "abort client"
+  "$BIN/tls_hostile" -p "$PORT" halfopen "$3" "$4" >"$WORK/half.out" &
+  local hp=$!
+  PIDS+=("$hp")
+  local i
+  for ((i = 0; i < 200 * SLOW; i++)); do grep -q held "$WORK/half.out" && break; sleep 0.1; done
+  grep -q "^tls_hostile: $3 half-open" "$WORK/half.out" \
+    || { cat "$WORK/half.out"; gdb -p $hp -batch -ex bt 2>/dev/null | grep "^#"; ss -tn "( dport = :$PORT )" | awk "{print \$1}" | sort | uniq -c; fail "half-open clients did not connect"; }
+  client 100                       # served while the half-open ones sit there
+  wait "$hp" || fail "half-open client exit status"
+}
+
+# Settles when the fd count stops moving and equals the target (or 10 s pass).
+wait_fds() {
+  local target=$1 i n
+  for ((i = 0; i < 100 * SLOW; i++)); do
+    n=$(fd_count "$pid")
+    [ "$n" -le "$target" ] && break
+    sleep 0.1
+  done
+  echo "$n"
+}
+
+# Warm-up with the same mix and size, three rounds: the job pool, glibc's arenas and
+# libcrypto's lazily built tables reach their steady size here and are not mistaken for
+# leaks. (Measured: RSS climbs for 3-5 rounds of this mix, with or without the provider,
+# then stays flat; e.g. 35.4 -> 43.3 -> 46.4 -> 47.2 -> 47.3 MB.)
+client 100
+for ((round = 1; round <= 3; round++)); do hostile_round 200 200 500 1; done
+sleep 0.5
+fd0=$(fd_count "$pid")
+rss0=$(rss_kb "$pid")
+note "baseline: $fd0 fds, RSS $rss0 kB"
+
+for ((round = 1; round <= ${HOSTILE_ROUNDS:-3}; round++)); do
+  hostile_round 200 200 500 1
+  note "round $round: fds $(fd_count "$pid"), RSS $(rss_kb "$pid") kB"
+done
+client 100
+fd1=$(wait_fds "$fd0")
+rss1=$(rss_kb "$pid")
+note "after: $fd1 fds, RSS $rss1 kB"
+[ "$fd1" -eq "$fd0" ] || { ls -l "/proc/$pid/fd" >&2; fail "fd count $fd0 -> $fd1"; }
+
+# RSS tolerance: 3 MiB. glibc keeps freed memory in its arenas and returns it only
+# partly, so RSS still creeps by up to ~1.5 MB after the warm-up; the per-thread ASYNC
+# job pool keeps as many jobs (32 KiB stack each) as were ever paused at once. A real
+# leak is much larger over 3 rounds of 900 connections: one SSL object with its buffers
+# is over 5 KiB (>13 MiB), one leaked job 32 KiB (19 MiB for 600 aborted handshakes). Under ASan the quarantine holds freed memory on purpose, so
+# RSS says nothing there; LeakSanitizer at the server's exit checks leaks instead.
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+  note "ASan build: RSS check replaced by LeakSanitizer at exit"
+else
+  [ $((rss1 - rss0)) -le 3072 ] || fail "RSS grew from $rss0 kB to $rss1 kB (> 3 MiB)"
+fi
+
+stop_server hostile
+expect errors ge 100           # the garbage connections were seen as errors
+expect still_paused eq 0
+note "closed while a job was paused, freed after it finished: $(field deferred_frees)"
+# 600 resets land 0-2 ms after the ClientHello; with the pool, some must find the job
+# paused (measured: ~1000 of 1200 here).
+have_provider && expect deferred_frees ge 1
+expect_offloaded 1
+finish

@@ -1,0 +1,129 @@
+# Sourced by the TLS end-to-end tests. Needs the env that test/CMakeLists.txt gives every
+# test (ASYNCPOOL_BUILD, ASYNCPOOL_CONF, OPENSSL_MODULES). Everything a test starts is
+# killed on exit; every wait is bounded.
+set -euo pipefail
+
+: "${ASYNCPOOL_BUILD:?run through ctest}" "${ASYNCPOOL_CONF:?}" "${OPENSSL_MODULES:?}"
+BIN=$ASYNCPOOL_BUILD/ssl_demo
+SKIP_RC=77
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/aptls.XXXXXX")
+PIDS=()
+SERVER_PID='' PORT='' SUMMARY=''
+SLOW=1
+# ASan/UBSan builds run several times slower: stretch timeouts, not the assertions.
+[ -n "${ASAN_OPTIONS:-}" ] && SLOW=4
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+note() { echo "--- $*"; }
+
+for b in tls_server tls_client tls_hostile; do
+  [ -x "$BIN/$b" ] || fail "$BIN/$b not built"
+done
+command -v openssl >/dev/null || fail "openssl CLI missing (scripts/deps.sh installs it)"
+
+# The provider module: without it the demo still works (sync crypto), but offloading
+# cannot be checked. Tests then run what they can and exit SKIP, loudly.
+have_provider() { [ -f "$OPENSSL_MODULES/asyncpool.so" ]; }
+
+make_certs() {
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/rsa.key" -out "$WORK/rsa.crt" \
+    -subj /CN=localhost -days 2 2>/dev/null || fail "cannot make RSA certificate"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$WORK/ecdsa.key" -out "$WORK/ecdsa.crt" -subj /CN=localhost -days 2 2>/dev/null \
+    || fail "cannot make ECDSA certificate"
+}
+
+# start_server NAME [tls_server args...]: starts the demo server with the asyncpool
+# config on a free port (the server binds port 0 and prints it); sets SERVER_PID, PORT.
+start_server() {
+  local name=$1; shift
+  local log=$WORK/$name.log
+  : >"$log"
+  OPENSSL_CONF=$ASYNCPOOL_CONF "$BIN/tls_server" -p 0 "$@" >"$log" 2>"$WORK/$name.err" &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  local i
+  for ((i = 0; i < 100 * SLOW; i++)); do
+    grep -q 'listening on' "$log" && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/$name.err" >&2; fail "$name: server died at start"; }
+    sleep 0.1
+  done
+  PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
+  [ -n "$PORT" ] || fail "$name: server did not report its port"
+  if have_provider && ! grep -q 'provider=asyncpool' "$log"; then
+    cat "$WORK/$name.err" >&2
+    fail "$name: asyncpool.so is built but the server did not load it"
+  fi
+  note "$name: server pid $SERVER_PID on port $PORT ($(sed -n 's/.*listening on [^ ]* //p' "$log"))"
+}
+
+# stop_server NAME: SIGTERM, wait (bounded) for a clean exit, keep its summary line.
+stop_server() {
+  local name=$1 i rc=0
+  kill -TERM "$SERVER_PID"
+  for ((i = 0; i < 150 * SLOW; i++)); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -KILL "$SERVER_PID"
+    fail "$name: server did not exit after SIGTERM"
+  fi
+  wait "$SERVER_PID" || rc=$?
+  SUMMARY=$(grep 'tls_server: summary' "$WORK/$name.log" || true)
+  echo "$SUMMARY"
+  if [ "$rc" -ne 0 ]; then
+    cat "$WORK/$name.err" >&2
+    fail "$name: server exited with status $rc"
+  fi
+  [ -n "$SUMMARY" ] || fail "$name: no summary line"
+  if grep -q 'ERROR: \(AddressSanitizer\|LeakSanitizer\)\|runtime error' "$WORK/$name.err"; then
+    cat "$WORK/$name.err" >&2
+    fail "$name: sanitizer report"
+  fi
+}
+
+# field KEY [LINE]: the value of " KEY=value" in LINE (default: the last summary).
+field() {
+  local line=${2:-$SUMMARY}
+  sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"
+}
+
+# expect KEY OP VALUE [LINE]: numeric assertion on a summary field.
+expect() {
+  local v
+  v=$(field "$1" "${4:-$SUMMARY}")
+  [ -n "$v" ] || fail "no field $1 in: ${4:-$SUMMARY}"
+  [ "$v" "-$2" "$3" ] || fail "expected $1 $2 $3, got $v"
+}
+
+# The offload checks apply only when the module exists; say so when they cannot.
+expect_offloaded() {
+  if have_provider; then
+    expect sign.offloaded ge "$1"
+    expect pauses ge 1
+  else
+    note "asyncpool.so missing: offload not checked"
+  fi
+}
+
+finish() {
+  if ! have_provider; then
+    echo "SKIPPED: $OPENSSL_MODULES/asyncpool.so not built; functional checks passed," \
+         "offloading was NOT verified" >&2
+    exit "$SKIP_RC"
+  fi
+  echo "PASS"
+  exit 0
+}
+
+fd_count() { ls "/proc/$1/fd" | wc -l; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# 2,000 full handshakes at concurrency 64 against the async server: zero failures.
+#   usage: load.sh fd|cb      (cb also caps the job pool to exercise WANT_ASYNC_JOB)
+. "$(dirname "$0")/lib.sh"
+mode=${1:?fd or cb}
+make_certs
+if [ "$mode" = cb ]; then
+  start_server load --cert "$WORK/ecdsa.crt" --key "$WORK/ecdsa.key" --callback --max-jobs 16
+  tls=1.2
+else
+  start_server load --cert "$WORK/rsa.crt" --key "$WORK/rsa.key"
+  tls=1.3
+fi
+n=2000
+out=$(timeout $((100 * SLOW)) "$BIN/tls_client" -p "$PORT" -n $n -c 64 --tls $tls --no-progress) \
+  || { echo "$out"; fail "tls_client exit status (failures or timeout)"; }
+echo "$out"
+expect handshakes eq $n "$out"
+expect failures eq 0 "$out"
+expect requests eq $n "$out"
+stop_server load
+expect handshakes eq $n
+expect errors eq 0
+expect still_paused eq 0
+expect_offloaded $n
+finish
