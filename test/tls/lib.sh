@@ -33,6 +33,18 @@ command -v openssl >/dev/null || fail "openssl CLI missing (scripts/deps.sh inst
 # cannot be checked. Tests then run what they can and exit SKIP, loudly.
 have_provider() { [ -f "$OPENSSL_MODULES/asyncpool.so" ]; }
 
+# AP_ENV: prefix a command with "${AP_ENV[@]}" to run the openssl CLI with the asyncpool
+# config. A sanitizer build of the module cannot be dlopen()ed by the uninstrumented CLI
+# unless the ASan runtime comes first; and the CLI is not ours, so its own leaks at exit
+# are not checked.
+AP_ENV=(env "OPENSSL_CONF=$ASYNCPOOL_CONF")
+if have_provider && [[ "$(ldd "$OPENSSL_MODULES/asyncpool.so" 2>/dev/null)" == *libasan* ]]; then
+  asan_rt=$(${CC:-gcc} -print-file-name=libasan.so)
+  [ -f "$asan_rt" ] || fail "module is built with ASan but libasan.so was not found"
+  AP_ENV+=("LD_PRELOAD=$asan_rt${LD_PRELOAD:+:$LD_PRELOAD}"
+           "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+fi
+
 make_certs() {
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/rsa.key" -out "$WORK/rsa.crt" \
     -subj /CN=localhost -days 2 2>/dev/null || fail "cannot make RSA certificate"

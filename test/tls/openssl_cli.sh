@@ -11,7 +11,7 @@ make_certs
 start_server demo --cert "$WORK/rsa.crt" --key "$WORK/rsa.key"
 for v in 1.2 1.3; do
   out=$(printf 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
-        OPENSSL_CONF=$ASYNCPOOL_CONF timeout $((20 * SLOW)) openssl s_client -async \
+        timeout $((20 * SLOW)) "${AP_ENV[@]}" openssl s_client -async \
           -connect "127.0.0.1:$PORT" -tls${v/./_} -quiet 2>"$WORK/s_client.err") \
     || { cat "$WORK/s_client.err" >&2; fail "s_client -async TLS $v failed"; }
   grep -q 'hello from asyncpool ssl_demo' <<<"$out" || fail "s_client TLS $v: got '$out'"
@@ -31,7 +31,7 @@ log=$WORK/s_server.log
 mkfifo "$WORK/stdin"
 sleep $((120 * SLOW)) >"$WORK/stdin" &
 PIDS+=("$!")
-OPENSSL_CONF=$ASYNCPOOL_CONF ASYNCPOOL_STATS=1 openssl s_server -async -naccept $n \
+"${AP_ENV[@]}" ASYNCPOOL_STATS=1 openssl s_server -async -naccept $n \
   -accept 127.0.0.1:0 -cert "$WORK/rsa.crt" -key "$WORK/rsa.key" \
   <"$WORK/stdin" >"$log" 2>"$WORK/s_server.err" &
 sp=$!
