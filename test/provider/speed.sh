@@ -25,8 +25,8 @@ ossl ecdh "${common[@]}" ecdhp256
 grep -qE '256 bits ecdh \(nistp256\)' "$TMP/ecdh.out" || { cat "$TMP/ecdh.out"; fail "ecdhp256: no result line"; }
 expect_gt ecdh derive offloaded 0
 
-note "-evp aes-128-gcm -bytes 16384"
-ossl gcm "${common[@]}" -bytes 16384 -evp aes-128-gcm
+note "-evp aes-128-gcm -bytes 65536"
+ossl gcm "${common[@]}" -bytes 65536 -evp aes-128-gcm
 grep -qiE '^aes-128-gcm +[0-9.]+k' "$TMP/gcm.out" || { cat "$TMP/gcm.out"; fail "aes-128-gcm: no result line"; }
 expect_gt gcm cipher offloaded 0
 
