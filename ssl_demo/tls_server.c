@@ -202,8 +202,24 @@ static void async_fds_update(struct conn *c)
 static void conn_destroy(void *arg)
 {
     struct conn *c = arg;
+    struct loop *lp = c->lp;
 
     SSL_free(c->ssl);   /* also frees the WAIT_CTX; the provider closes its eventfd */
+    if (opt.mode == MODE_ASYNC_CB) {
+        /* Only now: a worker may still have been inside on_async_callback for c until
+         * SSL_free (freeing the WAIT_CTX waits for a callback in progress, and none
+         * starts after), so c may have been linked after conn_free ran. */
+        pthread_mutex_lock(&lp->ready_lock);
+        if (c->on_ready) {
+            struct conn **pp = &lp->ready_head;
+
+            while (*pp != c)
+                pp = &(*pp)->ready_next;
+            *pp = c->ready_next;
+            c->on_ready = false;
+        }
+        pthread_mutex_unlock(&lp->ready_lock);
+    }
     free(c);
 }
 
@@ -222,18 +238,6 @@ static void conn_free(struct conn *c)
     c->n_async = 0;
     sock_unregister(c);
     close(c->fd);
-    if (opt.mode == MODE_ASYNC_CB) {
-        pthread_mutex_lock(&lp->ready_lock);
-        if (c->on_ready) {
-            struct conn **pp = &lp->ready_head;
-
-            while (*pp != c)
-                pp = &(*pp)->ready_next;
-            *pp = c->ready_next;
-            c->on_ready = false;
-        }
-        pthread_mutex_unlock(&lp->ready_lock);
-    }
     if (c->on_retry) {
         struct conn **pp = &lp->retry_head;
 

@@ -11,8 +11,11 @@ make_certs
 start_server hostile --cert "$WORK/rsa.crt" --key "$WORK/rsa.key" "${flag[@]}"
 pid=$SERVER_PID
 
+alive() { kill -0 "$pid" 2>/dev/null || { cat "$WORK/hostile.err" >&2; fail "server died"; }; }
+
 client() { # client N: N good connections must all succeed
   local out
+  alive
   out=$(timeout $((60 * SLOW)) "$BIN/tls_client" -p "$PORT" -n "$1" -c 16 --no-progress) \
     || { echo "$out"; fail "good client failed while/after hostile clients ran"; }
   expect failures eq 0 "$out"
@@ -22,6 +25,9 @@ client() { # client N: N good connections must all succeed
 hostile_round() { # hostile_round GARBAGE ABORTS HALFOPEN HOLD_SECONDS
   "$BIN/tls_hostile" -p "$PORT" garbage "$1" >/dev/null || fail "garbage client"
   "$BIN/tls_hostile" -p "$PORT" abort "$2" >/dev/null || fail "abort client"
+  # Empty the file first: the child truncates it only after the fork, and the wait
+  # below must not see the previous round's lines.
+  : >"$WORK/half.out"
   "$BIN/tls_hostile" -p "$PORT" halfopen "$3" "$4" >"$WORK/half.out" &
   local hp=$!
   PIDS+=("$hp")
@@ -31,6 +37,7 @@ hostile_round() { # hostile_round GARBAGE ABORTS HALFOPEN HOLD_SECONDS
     || { cat "$WORK/half.out"; gdb -p $hp -batch -ex bt 2>/dev/null | grep "^#"; ss -tn "( dport = :$PORT )" | awk "{print \$1}" | sort | uniq -c; fail "half-open clients did not connect"; }
   client 100                       # served while the half-open ones sit there
   wait "$hp" || fail "half-open client exit status"
+  alive
 }
 
 # Settles when the fd count stops moving and equals the target (or 10 s pass).
@@ -65,16 +72,19 @@ rss1=$(rss_kb "$pid")
 note "after: $fd1 fds, RSS $rss1 kB"
 [ "$fd1" -eq "$fd0" ] || { ls -l "/proc/$pid/fd" >&2; fail "fd count $fd0 -> $fd1"; }
 
-# RSS tolerance: 3 MiB. glibc keeps freed memory in its arenas and returns it only
-# partly, so RSS still creeps by up to ~1.5 MB after the warm-up; the per-thread ASYNC
-# job pool keeps as many jobs (32 KiB stack each) as were ever paused at once. A real
-# leak is much larger over 3 rounds of 900 connections: one SSL object with its buffers
-# is over 5 KiB (>13 MiB), one leaked job 32 KiB (19 MiB for 600 aborted handshakes). Under ASan the quarantine holds freed memory on purpose, so
-# RSS says nothing there; LeakSanitizer at the server's exit checks leaks instead.
+# RSS tolerance: 6 MiB over the 3 measured rounds (2,700 hostile connections plus 400
+# good ones), i.e. about 2 KiB per connection. Why any: glibc keeps freed memory in its
+# arenas and a new peak of simultaneously open connections (they pile up when the
+# machine is busy) raises the heap's high-water mark; observed up to 3.3 MB after the
+# warm-up with two tests running at once. Why no more: the leaks that matter here are
+# far bigger per connection: an SSL object with its buffers is over 5 KiB (>13 MiB), a
+# paused job left behind 32 KiB of stack (19 MiB for 600 aborted handshakes). Under ASan
+# the quarantine holds freed memory on purpose, so RSS says nothing there; LeakSanitizer
+# checks the server at exit instead.
 if [ -n "${ASAN_OPTIONS:-}" ]; then
   note "ASan build: RSS check replaced by LeakSanitizer at exit"
 else
-  [ $((rss1 - rss0)) -le 3072 ] || fail "RSS grew from $rss0 kB to $rss1 kB (> 3 MiB)"
+  [ $((rss1 - rss0)) -le 6144 ] || fail "RSS grew from $rss0 kB to $rss1 kB (> 6 MiB)"
 fi
 
 stop_server hostile
