@@ -56,9 +56,11 @@ const void *acore_wait_key(void)
 
 struct err_entry {
     unsigned long code;
-    const char *file, *func; /* static strings of the code that raised the error */
+    /* Our copies. ERR_get_error_all's strings belong to the worker's error slot: OpenSSL
+     * 3.0 keeps its own copies of file and function there and frees them when the slot
+     * is reused, which can happen before the caller resumes. */
+    char *file, *func, *data;
     int line;
-    char *data; /* our copy, or NULL */
 };
 
 struct errs {
@@ -88,9 +90,9 @@ static struct errs *errs_capture(void)
             continue; /* cannot happen with a 16-slot queue; drop, don't overflow */
         e = &es->e[es->n++];
         e->code = code;
-        e->file = file;
+        e->file = file != NULL ? strdup(file) : NULL;
         e->line = line;
-        e->func = func;
+        e->func = func != NULL ? strdup(func) : NULL;
         e->data = (flags & ERR_TXT_STRING) && data != NULL && *data ? strdup(data) : NULL;
     }
     return es;
@@ -113,6 +115,8 @@ static void errs_raise(struct errs *es)
         else
             ERR_set_error(ERR_GET_LIB(e->code), ERR_GET_REASON(e->code), NULL);
         free(e->data);
+        free(e->file);
+        free(e->func);
     }
     free(es);
 }

@@ -206,6 +206,7 @@ static void *worker_main(void *arg)
     offload_req *req;
 
     in_worker = 1;
+    pthread_setname_np(pthread_self(), "asyncpool-wrk"); /* for top -H and perf */
     for (;;) {
         serve_broadcast(w);
         req = dequeue(w);

@@ -37,3 +37,10 @@ ap_add_script_test(NAME provider_cli
 ap_add_script_test(NAME provider_speed
   COMMAND bash ${AP_PT}/speed.sh
   TIMEOUT 300)
+
+# Both TLS ends async in one process, every record offloaded (inline_threshold = 0):
+# megabytes each way, every byte checked.
+ap_add_test(NAME provider_tls_integrity
+  SOURCES ${AP_PT}/test_tls_integrity.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 300)
