@@ -100,17 +100,23 @@ struct conn {
     bool waiting;            /* a job is paused (last call said WANT_ASYNC) */
     bool closing;            /* free as soon as no job is paused */
     bool dead;               /* freed at the end of this event batch */
-    bool on_ready;           /* on lp->ready_head; guarded by lp->ready_lock */
     bool on_retry;
     bool keepalive;
-    struct conn *ready_next; /* guarded by lp->ready_lock */
     struct conn *retry_next;
+    struct conn *run_next;   /* a batch taken off the ready list (loop thread only) */
     struct conn *prev, *next;
     uint64_t last_active_us;
     size_t rlen;
     const char *resp;
     size_t resp_len, woff;
     char rbuf[REQ_MAX];
+    /* Callback mode: written by provider worker threads, guarded by lp->ready_lock.
+     * In a cache line of their own so that no load of the loop-only flags above
+     * (compilers may merge adjacent bools into one wider load) covers these bytes. */
+    _Alignas(64) struct {
+        struct conn *next;
+        bool queued;
+    } ready;
 };
 
 struct loop {
@@ -210,13 +216,13 @@ static void conn_destroy(void *arg)
          * SSL_free (freeing the WAIT_CTX waits for a callback in progress, and none
          * starts after), so c may have been linked after conn_free ran. */
         pthread_mutex_lock(&lp->ready_lock);
-        if (c->on_ready) {
+        if (c->ready.queued) {
             struct conn **pp = &lp->ready_head;
 
             while (*pp != c)
-                pp = &(*pp)->ready_next;
-            *pp = c->ready_next;
-            c->on_ready = false;
+                pp = &(*pp)->ready.next;
+            *pp = c->ready.next;
+            c->ready.queued = false;
         }
         pthread_mutex_unlock(&lp->ready_lock);
     }
@@ -464,9 +470,9 @@ static int on_async_callback(SSL *ssl, void *arg)
 
     (void)ssl;
     pthread_mutex_lock(&lp->ready_lock);
-    if (!c->on_ready) {
-        c->on_ready = true;
-        c->ready_next = lp->ready_head;
+    if (!c->ready.queued) {
+        c->ready.queued = true;
+        c->ready.next = lp->ready_head;
         lp->ready_head = c;
     }
     pthread_mutex_unlock(&lp->ready_lock);
@@ -481,18 +487,23 @@ static void run_ready_list(struct loop *lp)
 {
     struct conn *list;
 
+    /* Relink the batch through run_next, which only this thread touches: once the lock
+     * is released a worker may queue c again (a space wake-up after an EAGAIN) and
+     * rewrite c->ready.next while we walk. */
     pthread_mutex_lock(&lp->ready_lock);
     list = lp->ready_head;
     lp->ready_head = NULL;
-    for (struct conn *c = list; c != NULL; c = c->ready_next)
-        c->on_ready = false;
+    for (struct conn *c = list; c != NULL; c = c->ready.next) {
+        c->ready.queued = false;
+        c->run_next = c->ready.next;
+    }
     pthread_mutex_unlock(&lp->ready_lock);
 
     while (list != NULL) {
         struct conn *c = list;
         int status = ASYNC_STATUS_OK;
 
-        list = c->ready_next;   /* read before c can be freed */
+        list = c->run_next;
         if (c->dead || !c->waiting)
             continue;
         if (SSL_get_async_status(c->ssl, &status) && status == ASYNC_STATUS_EAGAIN) {

@@ -6,16 +6,19 @@ if(NOT TARGET tls_server)
 endif()
 
 set(AP_TLS_DIR ${CMAKE_CURRENT_SOURCE_DIR}/tls)
+# LABELS: extra labels. "threads" puts a test in the ThreadSanitizer run too: the
+# callback-mode tests, where provider workers call into the server.
 function(ap_tls_test name script)
-  ap_add_script_test(NAME ${name} COMMAND ${AP_TLS_DIR}/${script} ${ARGN}
-                     LABELS tls TIMEOUT 240)
+  cmake_parse_arguments(T "" "" "ARGS;LABELS" ${ARGN})
+  ap_add_script_test(NAME ${name} COMMAND ${AP_TLS_DIR}/${script} ${T_ARGS}
+                     LABELS tls ${T_LABELS} TIMEOUT 240)
   set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77)
 endfunction()
 
-ap_tls_test(tls_curl_fd curl.sh fd)
-ap_tls_test(tls_curl_cb curl.sh cb)
+ap_tls_test(tls_curl_fd curl.sh ARGS fd)
+ap_tls_test(tls_curl_cb curl.sh ARGS cb LABELS threads)
 ap_tls_test(tls_openssl_cli openssl_cli.sh)
-ap_tls_test(tls_load_fd load.sh fd)
-ap_tls_test(tls_load_cb load.sh cb)
-ap_tls_test(tls_hostile_fd hostile.sh fd)
-ap_tls_test(tls_hostile_cb hostile.sh cb)
+ap_tls_test(tls_load_fd load.sh ARGS fd)
+ap_tls_test(tls_load_cb load.sh ARGS cb LABELS threads)
+ap_tls_test(tls_hostile_fd hostile.sh ARGS fd)
+ap_tls_test(tls_hostile_cb hostile.sh ARGS cb LABELS threads)

@@ -9,9 +9,11 @@ SKIP_RC=77
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/aptls.XXXXXX")
 PIDS=()
 SERVER_PID='' PORT='' SUMMARY=''
-SLOW=1
-# ASan/UBSan builds run several times slower: stretch timeouts, not the assertions.
-[ -n "${ASAN_OPTIONS:-}" ] && SLOW=4
+SLOW=1 SANITIZER=''
+# Sanitizer builds (the test env sets their options) run several times slower: stretch
+# timeouts, not the assertions.
+[ -n "${ASAN_OPTIONS:-}" ] && SLOW=4 SANITIZER=ASan
+[ -n "${TSAN_OPTIONS:-}" ] && SLOW=6 SANITIZER=TSan
 
 cleanup() {
   local p
