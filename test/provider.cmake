@@ -17,7 +17,8 @@ set_tests_properties(provider_wycheproof PROPERTIES SKIP_RETURN_CODE 77)
 ap_add_test(NAME provider_errors
   SOURCES ${AP_PT}/test_errors.c ${AP_PT_COMMON}
   LIBS OpenSSL::SSL
-  TIMEOUT 300)
+  TIMEOUT 300
+  VALGRIND)
 
 # 100 load/unload rounds (10 under valgrind: AP_UNDER_VALGRIND=1 is set by the helper).
 ap_add_test(NAME provider_loadunload
@@ -43,4 +44,11 @@ ap_add_script_test(NAME provider_speed
 ap_add_test(NAME provider_tls_integrity
   SOURCES ${AP_PT}/test_tls_integrity.c ${AP_PT_COMMON}
   LIBS OpenSSL::SSL
-  TIMEOUT 300)
+  TIMEOUT 300
+  VALGRIND)
+
+# Only OSSL_provider_init exported; cmake --install (into a DESTDIR) places the module
+# and the config, and the installed module loads.
+ap_add_script_test(NAME provider_module
+  COMMAND bash ${AP_PT}/module.sh
+  TIMEOUT 120)
