@@ -44,8 +44,7 @@ ap_add_script_test(NAME provider_speed
 ap_add_test(NAME provider_tls_integrity
   SOURCES ${AP_PT}/test_tls_integrity.c ${AP_PT_COMMON}
   LIBS OpenSSL::SSL
-  TIMEOUT 300
-  VALGRIND)
+  TIMEOUT 300)
 
 # Only OSSL_provider_init exported; cmake --install (into a DESTDIR) places the module
 # and the config, and the installed module loads.
