@@ -6,7 +6,7 @@
 #   nginx  Debian's nginx, worker_processes 2, its own temp prefix
 # Contenders alternate within each round (the order rotates), ROUNDS rounds, medians.
 # Env: ROUNDS (3), DURATION seconds measured per run (5), WARMUP seconds (1),
-#      CONC client connections (32).
+#      CONC client connections (32), NO_REQUEST=1 (handshake only, no GET).
 # The client (ssl_demo tls_client, one thread, default provider, no resumption) shares
 # the machine's cores with the server under test.
 set -euo pipefail
@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 src=$PWD
 build=$(realpath -m "${1:-build}")
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-5} WARMUP=${WARMUP:-1} CONC=${CONC:-32}
+req_flag=() what="full handshakes + one GET"
+[ "${NO_REQUEST:-0}" = 1 ] && req_flag=(--no-request) what="full handshakes, no request"
 
 for b in tls_server tls_client; do
   [ -x "$build/ssl_demo/$b" ] || scripts/build.sh "$build"
@@ -123,11 +125,18 @@ load() { # load -> the client's result line plus CPU ms per connection; fails on
   t0=$(srv_ticks)
   TIMEFORMAT='%U %S'
   { time OPENSSL_CONF=/dev/null "$build/ssl_demo/tls_client" -p "$PORT" -c "$CONC" \
-      -d "$DURATION" -w "$WARMUP" --tls 1.3 --no-progress >"$tmp/client.out"; } 2>"$tmp/client.time" \
+      -d "$DURATION" -w "$WARMUP" --tls 1.3 --no-progress "${req_flag[@]}" >"$tmp/client.out"; } 2>"$tmp/client.time" \
     || { cat "$tmp/client.out" >&2; echo "tls_compare: client reported failures" >&2; exit 1; }
   t1=$(srv_ticks)
   out=$(cat "$tmp/client.out")
-  conns=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$out")   # every connection, warm-up too
+  # Connections made, warm-up and tail included: the GETs, or the handshakes counted
+  # in the window scaled by the whole run's length.
+  if [ ${#req_flag[@]} -eq 0 ]; then
+    conns=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$out")
+  else
+    conns=$(awk -v o="$out" -v w="$WARMUP" -v d="$DURATION" 'BEGIN {
+      match(o, /handshakes=[0-9]+/); print int(substr(o, RSTART + 11, RLENGTH - 11) * (w + d) / d) }')
+  fi
   ct=$(awk '{print $1 + $2}' "$tmp/client.time")
   awk -v o="$out" -v s=$((t1 - t0)) -v hz="$hz" -v c="$ct" -v n="$conns" 'BEGIN {
     printf "%s cpu_ms_per_conn: server=%.2f client=%.2f\n", o, 1000 * s / hz / n, 1000 * c / n }'
@@ -158,7 +167,7 @@ median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (
 
 declare -A res
 contenders=(async sync nginx)
-echo "tls_compare: RSA-2048, TLS 1.3, full handshakes + one GET, client -c $CONC," \
+echo "tls_compare: RSA-2048, TLS 1.3, $what, client -c $CONC," \
      "${DURATION}s measured after ${WARMUP}s warm-up, $ROUNDS rounds, $(nproc) cores"
 for ((r = 0; r < ROUNDS; r++)); do
   echo "round $((r + 1)):" >&2
