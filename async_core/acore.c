@@ -355,6 +355,40 @@ static int finish(struct call *c, struct errs *stash, acore_trace *t)
     return c->ret;
 }
 
+/*
+ * Submit c. On a full queue, register c's notifier for the next free slot (once: it may
+ * still be registered from an earlier try) and return OFFLOAD_FULL; the caller waits
+ * until space_waiting drops to 0, then calls again. OFFLOAD_STOPPED: nothing queued and
+ * nothing registered, run the call inline.
+ */
+static int submit(struct call *c, acore_trace *t)
+{
+    struct notifier *n = c->n;
+    int r;
+
+    notifier_ref(n); /* the call's reference, dropped by call_done() */
+    r = offload_submit(&c->req);
+    if (r == OFFLOAD_OK)
+        return r;
+    notifier_put(n);
+    if (r == OFFLOAD_STOPPED)
+        return r;
+    if (t != NULL)
+        t->eagain++;
+    if (!atomic_load(&n->space_waiting)) {
+        n->space_cb = c->cb;
+        n->space_cbarg = c->cbarg;
+        atomic_store(&n->space_waiting, 1);
+        notifier_ref(n); /* the waiter's reference, dropped by space_wake() */
+        if (!offload_wait_space(&n->space)) {
+            atomic_store(&n->space_waiting, 0);
+            notifier_put(n);
+            return OFFLOAD_STOPPED;
+        }
+    }
+    return OFFLOAD_FULL;
+}
+
 /* Outside a job with ACORE_BLOCK: offload and sleep until done. */
 static int call_blocking(int (*fn)(void *), void *arg, acore_trace *t)
 {
@@ -367,32 +401,15 @@ static int call_blocking(int (*fn)(void *), void *arg, acore_trace *t)
         return run_inline(fn, arg, t);
     }
     c.n = n;
-    for (;;) {
-        notifier_ref(n); /* the call's reference */
-        r = offload_submit(&c.req);
-        if (r == OFFLOAD_OK)
-            break;
-        notifier_put(n);
-        if (r == OFFLOAD_STOPPED)
-            goto inline_run;
-        if (t != NULL)
-            t->eagain++;
-        atomic_store(&n->space_waiting, 1);
-        notifier_ref(n); /* the waiter's reference */
-        if (!offload_wait_space(&n->space)) {
-            atomic_store(&n->space_waiting, 0);
-            notifier_put(n);
-            goto inline_run;
-        }
+    while ((r = submit(&c, t)) == OFFLOAD_FULL)
         sleep_until(n, &n->space_waiting, 0);
+    if (r == OFFLOAD_STOPPED) {
+        notifier_put(n);
+        return run_inline(fn, arg, t);
     }
     sleep_until(n, &c.done, 1);
     notifier_put(n);
     return finish(&c, NULL, t);
-
-inline_run:
-    notifier_put(n);
-    return run_inline(fn, arg, t);
 }
 
 /* Pause the job once. Returns after a resume; *early counts resumes that did not find
@@ -449,35 +466,21 @@ int acore_call(int (*fn)(void *arg), void *arg, unsigned flags, acore_trace *t)
      * instead of SSL_ERROR_WANT_ASYNC. Set them aside and put them back after. */
     stash = errs_capture();
 
+    /* Full queue: the job is made resumable (the space wake-up writes our fd or calls
+     * the callback, and callback users see ASYNC_STATUS_EAGAIN), pauses, and resubmits
+     * when resumed. */
     for (;;) {
         if (c.cb != NULL)
             ASYNC_WAIT_CTX_set_status(wctx, ASYNC_STATUS_OK);
-        notifier_ref(n); /* the call's reference */
-        r = offload_submit(&c.req);
-        if (r == OFFLOAD_OK)
+        r = submit(&c, t);
+        if (r != OFFLOAD_FULL)
             break;
-        notifier_put(n);
-        if (r == OFFLOAD_STOPPED)
-            goto inline_run;
-        /* Full: register for the next free slot (once), make the job resumable, pause,
-         * and resubmit when resumed. */
-        if (t != NULL)
-            t->eagain++;
-        if (!atomic_load(&n->space_waiting)) {
-            n->space_cb = c.cb;
-            n->space_cbarg = c.cbarg;
-            atomic_store(&n->space_waiting, 1);
-            notifier_ref(n); /* the waiter's reference */
-            if (!offload_wait_space(&n->space)) {
-                atomic_store(&n->space_waiting, 0);
-                notifier_put(n);
-                goto inline_run;
-            }
-        }
         if (c.cb != NULL)
             ASYNC_WAIT_CTX_set_status(wctx, ASYNC_STATUS_EAGAIN);
         pause_until(n, &n->space_waiting, 0);
     }
+    if (r == OFFLOAD_STOPPED)
+        goto inline_run;
     pause_until(n, &c.done, 1);
     return finish(&c, stash, t);
 
