@@ -1,0 +1,147 @@
+# bench/lib/speed.sh — openssl speed, every contender, alternating. Sourced by bench/run.sh.
+#
+# Contenders:
+#   def1    default provider, one process          OPENSSL_CONF=/dev/null
+#   defM    default provider, -multi <cores>       (the anchor of every ratio)
+#   apsync  asyncpool, no -async_jobs: the synchronous path (outside a job: inline)
+#   apA<N>  asyncpool, -async_jobs N
+#   apA32f  asyncpool, -async_jobs 32, inline_threshold = 0 (AES-GCM only: forced offload)
+# Results come from speed's machine-readable lines (-mr), 3.0 format:
+#   +F2:i:bits:sign/s:verify/s (RSA)   +F4:i:bits:sign/s:verify/s (ECDSA)
+#   +F5:i:bits:op/s:s/op (ECDH)        +F6:i:bits:name:sign/s:verify/s (EdDSA)
+#   +F:i:name:bytes/s (-evp, one -bytes size)
+# With -multi the children's lines come back as "Got: +F..." and the parent's own +F line
+# is the sum, which is the one taken.
+
+declare -A SPEED_ARGS=(
+  [rsa2048]="rsa2048" [rsa4096]="rsa4096" [ecdsap256]="ecdsap256" [ecdhp256]="ecdhp256"
+  [x25519]="ecdhx25519" [ed25519]="ed25519"
+  [gcm16]="-bytes 16 -evp aes-128-gcm" [gcm1024]="-bytes 1024 -evp aes-128-gcm"
+  [gcm16384]="-bytes 16384 -evp aes-128-gcm"
+)
+# record kind, the metrics it carries, and the asyncpool operation that must be offloaded
+declare -A SPEED_KIND=([rsa2048]=F2 [rsa4096]=F2 [ecdsap256]=F4 [ecdhp256]=F5 [x25519]=F5
+                       [ed25519]=F6 [gcm16]=F [gcm1024]=F [gcm16384]=F)
+declare -A SPEED_OP=([rsa2048]=sign [rsa4096]=sign [ecdsap256]=sign [ecdhp256]=derive
+                     [x25519]=derive [ed25519]=sign [gcm16]=cipher [gcm1024]=cipher
+                     [gcm16384]=cipher)
+
+# parse_speed KIND FILE -> "metric value" lines; nothing when the +F line is missing
+parse_speed() {
+  awk -F: -v k="+$1" '$1 == k {
+      if (k == "+F2" || k == "+F4") { print "sign", $4; print "verify", $5 }
+      else if (k == "+F5") print "derive", $4
+      else if (k == "+F6") { print "sign", $5; print "verify", $6 }
+      else if (k == "+F") printf "MBps %.2f\n", $4 / 1e6
+      n++
+    } END { exit n == 1 ? 0 : 1 }' "$2"
+}
+
+# parse_apstats FILE -> "op offloaded inline eagain errors submitted high_water" lines
+# from the provider's ASYNCPOOL_STATS=1 exit line:
+#   asyncpool: sign offloaded=N inline=N eagain=N errors=N; verify ...; pool workers=N
+#   submitted=N completed=N rejected_full=N high_water=N
+parse_apstats() {
+  awk '/^asyncpool: / {
+      sub(/^asyncpool: /, ""); n = split($0, seg, /; */)
+      for (i = 1; i <= n; i++) {
+        m = split(seg[i], f, / +/); name = f[1]
+        for (j = 2; j <= m; j++) { split(f[j], kv, "="); v[name "." kv[1]] = kv[2] }
+        if (name != "pool") ops[++nops] = name
+      }
+      found = 1
+    } END {
+      if (!found) exit 1
+      for (i = 1; i <= nops; i++) { o = ops[i]
+        print o, v[o ".offloaded"] + 0, v[o ".inline"] + 0, v[o ".eagain"] + 0,
+              v[o ".errors"] + 0, v["pool.submitted"] + 0, v["pool.high_water"] + 0 }
+    }' "$1"
+}
+
+# speed_once CONTENDER TEST ROUND: one openssl speed run, recorded in $DATA and $STATS
+speed_once() {
+  local c=$1 t=$2 r=$3 log="$work/log/speed.$2.$1.$3" conf=/dev/null ap=0 rc=0 n
+  local -a args=()
+  case $c in
+    def1) ;;
+    defM) args=(-multi "$CORES") ;;
+    apsync) ap=1 conf=$AP_CONF ;;
+    apA*f) ap=1 conf=$work/forced.cnf n=${c#apA}; args=(-async_jobs "${n%f}") ;;
+    apA*) ap=1 conf=$AP_CONF args=(-async_jobs "${c#apA}") ;;
+  esac
+  step_begin speed "$t $(label_of "$c") r$((r + 1))"
+  _speed_cmd() {
+    # shellcheck disable=SC2086 # SPEED_ARGS holds several words on purpose
+    timeout -k 5 $((SPEED_SECONDS * 8 + 60)) env OPENSSL_CONF="$conf" OPENSSL_MODULES="$AP_MODULES" \
+      ASYNCPOOL_STATS=1 openssl speed -elapsed -mr -seconds "$SPEED_SECONDS" "${args[@]}" \
+      ${SPEED_ARGS[$t]} >"$log.out" 2>"$log.err"
+  }
+  local tm wall ours others
+  timed tm _speed_cmd || rc=$?
+  read -r wall ours others <<<"$tm"
+  local res
+  if ! res=$(parse_speed "${SPEED_KIND[$t]}" "$log.out"); then
+    cat "$log.out" "$log.err" >"$log.both" 2>/dev/null
+    step_fail "openssl speed rc=$rc, no +${SPEED_KIND[$t]} result line" "$log.both"
+    return 0
+  fi
+  local m v line=""
+  while read -r m v; do
+    put speed "$t" "$m" "$c" "$r" "$v"
+    line+="$m=$(fmtn "$v") "
+  done <<<"$res"
+  # CPU obtained: cores used by this run, and by everything else on the machine meanwhile
+  put speed "$t" cpu_ours "$c" "$r" "$ours"
+  put speed "$t" cpu_others "$c" "$r" "$others"
+  line+="cpu=$ours others=$others "
+  if [ "$ap" = 1 ]; then
+    local st o off inl eag err sub hw
+    if ! st=$(parse_apstats "$log.err"); then
+      cat "$log.err" >"$log.both"
+      step_fail "no 'asyncpool:' stats line: asyncpool not loaded? ($line)" "$log.both"
+      return 0
+    fi
+    while read -r o off inl eag err sub hw; do
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$c" "$r" "$o" "$off" "$inl" \
+        "$eag" "$err" "$sub" "$hw" >>"$STATS"
+      [ "$o" = "${SPEED_OP[$t]}" ] && line+="[$o offloaded=$off inline=$inl hw=$hw]"
+    done <<<"$st"
+    # async runs of the asymmetric tests must have offloaded, so must the forced GCM row
+    off=$(awk -v o="${SPEED_OP[$t]}" '$1 == o {print $2}' <<<"$st")
+    if [[ $c == apA* ]] && { [ "${SPEED_OP[$t]}" != cipher ] || [[ $c == *f ]]; } \
+       && [ "${off:-0}" -eq 0 ]; then
+      step_fail "NOT OFFLOADED: ${SPEED_OP[$t]} offloaded=0 ($line)" "$log.err"
+      return 0
+    fi
+  fi
+  [ "$rc" = 0 ] || { step_fail "openssl speed rc=$rc ($line)" "$log.err"; return 0; }
+  step_ok "$line"
+}
+
+label_of() {
+  case $1 in
+    def1) echo "default" ;;
+    defM) echo "default -multi $CORES" ;;
+    apsync) echo "asyncpool sync" ;;
+    apA*f) local n=${1#apA}; echo "asyncpool -async_jobs ${n%f} forced" ;;
+    apA*) echo "asyncpool -async_jobs ${1#apA}" ;;
+    *) echo "$1" ;;
+  esac
+}
+
+run_speed() {
+  local r ti k c n
+  local -a conts
+  for ((r = 0; r < ROUNDS; r++)); do
+    for ((ti = 0; ti < ${#SPEED_TESTS[@]}; ti++)); do
+      local t=${SPEED_TESTS[$ti]}
+      conts=("${SPEED_CONT[@]}")
+      [[ $t == gcm* ]] && conts+=(apA32f)
+      n=${#conts[@]}
+      for ((k = 0; k < n; k++)); do
+        c=${conts[$(((k + r + ti) % n))]}
+        speed_once "$c" "$t" "$r"
+      done
+    done
+  done
+}
