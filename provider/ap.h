@@ -48,6 +48,7 @@ typedef struct ap_alg {
 typedef struct ap_ctx {
     const ap_alg *alg;
     void *b;
+    int selection; /* keymgmt genctx only: what gen_init was asked to generate */
 } ap_ctx;
 
 /* One function of an operation, and how ours is made from the backend's. */

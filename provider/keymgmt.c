@@ -32,8 +32,11 @@ static void *km_gen_init(void *provctx, int slot, int selection, const OSSL_PARA
     const ap_alg *a = ap_slot_alg(provctx, OP, slot);
     void *b = AP_FN(a, OSSL_FUNC_KEYMGMT_GEN_INIT, OSSL_FUNC_keymgmt_gen_init_fn)(
         a->prov->bprovctx, selection, params);
+    ap_ctx *c = ap_ctx_wrap(a, b, OSSL_FUNC_KEYMGMT_GEN_CLEANUP);
 
-    return ap_ctx_wrap(a, b, OSSL_FUNC_KEYMGMT_GEN_CLEANUP);
+    if (c != NULL)
+        c->selection = selection;
+    return c;
 }
 #define KM_GEN_INIT_FN_(unused, i)                                                 \
     static void *km_gen_init_##i(void *p, int sel, const OSSL_PARAM params[])      \
@@ -84,11 +87,18 @@ static int do_gen(void *p)
     return a->key != NULL;
 }
 
+/*
+ * Only generating key material is heavy. Parameter generation for a named group (what
+ * libssl's EVP_PKEY_paramgen does for X25519 or P-256 before every key share) only
+ * records the group name: offloading it would cost each TLS handshake a pause for
+ * nothing.
+ */
 static void *km_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
 {
     struct gen_args a = {.c = genctx, .cb = cb, .cbarg = cbarg};
+    int heavy = (a.c->selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0;
 
-    ap_run(a.c->alg, AP_K_KEYGEN, 1, do_gen, &a);
+    ap_run(a.c->alg, AP_K_KEYGEN, heavy, do_gen, &a);
     return a.key;
 }
 
