@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh — asyncpool benchmarks a user can rerun: one command, a report and a chart.
 #
-#   bench/run.sh            full run (~15-20 min on 2 cores)
-#   bench/run.sh --quick    short run (< 3 min): 1 round, 1 s per speed test, fewer points
+#   bench/run.sh            full run (~13-15 min on 2 cores)
+#   bench/run.sh --quick    short run (~2.3 min): 1 round, 1 s per speed test, 2 TLS points
 #
 # Options:
 #   --build DIR     build directory (default: build; built with scripts/build.sh first)
@@ -28,8 +28,10 @@
 #   tls    ssl_demo tls_client against tls_server --sync, tls_server (asyncpool, fd mode),
 #          tls_server --callback (asyncpool), and Debian's nginx (worker_processes <cores>);
 #          TLS 1.3, RSA-2048 certificate, full handshakes plus one GET.
-# Writes <out>/<date>-<host>[-quick].{md,png,tsv}: tables with medians over rounds and
-# ratios against the multi-process anchor (default -multi <cores>; nginx for TLS).
+# Writes <out>/<date>-<host>[-quick].{md,png,tsv,stats.tsv}: tables with medians over
+# rounds and ratios against the multi-process anchor (default -multi <cores>; nginx for
+# TLS), the per-round ratio range, the CPU each run got and what the rest of the machine
+# used meanwhile; the raw measurements and the asyncpool counters of every run.
 # Prints one progress line per step; a failed step is reported on that line and in the
 # report's "Failed steps" section, and makes the exit status 1.
 set -euo pipefail
@@ -134,7 +136,7 @@ else
 fi
 
 T_END=$(date +%s)
-echo "done in $(((T_END - T_START) / 60))m$(((T_END - T_START) % 60))s: $BASE.md, $BASE.png, $BASE.tsv"
+echo "done in $(((T_END - T_START) / 60))m$(((T_END - T_START) % 60))s: $BASE.md, $BASE.png, $BASE.tsv, $BASE.stats.tsv"
 if [ ${#FAILS[@]} -gt 0 ]; then
   echo "FAILED steps (${#FAILS[@]}):"
   printf '  %s\n' "${FAILS[@]}"

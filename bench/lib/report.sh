@@ -1,13 +1,14 @@
 # bench/lib/report.sh — the markdown report, raw data and chart. Sourced by bench/run.sh.
 
-declare -A MED NN MIN MAX RA RB
+declare -A MED NN MIN MAX RA RB RALO RAHI RBLO RBHI
 
 load_summary() {
   awk -f "$src/bench/lib/summarize.awk" "$DATA" >"$work/summary.tsv"
-  local g t m c med n mn mx ra rb k
-  while IFS=$'\t' read -r g t m c med n mn mx ra rb; do
+  local g t m c med n mn mx ra rb k a1 a2 b1 b2
+  while IFS=$'\t' read -r g t m c med n mn mx ra rb a1 a2 b1 b2; do
     k="$g|$t|$m|$c"
     MED[$k]=$med NN[$k]=$n MIN[$k]=$mn MAX[$k]=$mx RA[$k]=$ra RB[$k]=$rb
+    RALO[$k]=$a1 RAHI[$k]=$a2 RBLO[$k]=$b1 RBHI[$k]=$b2
   done <"$work/summary.tsv"
 }
 
@@ -35,9 +36,22 @@ speed_label() {
   esac
 }
 
-verdict() { # ratio goal(>=) -> met / NOT met / -
+# verdict RATIO GOAL [LO HI]: met / NOT met on the median; with the per-round range, a
+# median on either side of the goal whose range straddles it is "inconclusive (noise)"
+verdict() {
   [ -n "$2" ] && [ "$1" != - ] && [ -n "$1" ] || { echo "-"; return; }
-  awk -v r="$1" -v g="$2" 'BEGIN {print (r >= g) ? "met" : "**NOT met**"}'
+  awk -v r="$1" -v g="$2" -v lo="${3:--}" -v hi="${4:--}" 'BEGIN {
+    v = (r >= g) ? "met" : "**NOT met**"
+    if (lo != "-" && hi != "-" && lo < g && hi >= g) v = v ", inconclusive (rounds straddle the goal)"
+    print v }'
+}
+
+# rng KEY A|B: " (lo–hi)" of the per-round ratios when there are several rounds
+rng() {
+  local lo hi
+  if [ "$2" = A ]; then lo=${RALO[$1]:--} hi=${RAHI[$1]:--}; else lo=${RBLO[$1]:--} hi=${RBHI[$1]:--}; fi
+  [ "$lo" != - ] && [ "$lo" != "$hi" ] && printf ' (%s–%s)' "$(fmtr "$lo")" "$(fmtr "$hi")"
+  return 0
 }
 
 # stats_cell TEST CONTENDER: "offloaded / inline" of the test's main operation (median of
@@ -74,7 +88,7 @@ write_md() {
   echo "# asyncpool benchmarks — $(date '+%F %H:%M') on $(hostname -s)"
   echo
   echo "$([ "$QUICK" = 1 ] && echo "**Quick run** (\`bench/run.sh --quick\`): one round, short tests; numbers are indicative only." || echo "Full run (\`bench/run.sh\`).")"
-  echo "Rerun: \`bench/run.sh\` (full, ~15-20 min) or \`bench/run.sh --quick\` (< 3 min); \`bench/run.sh --help\` for options."
+  echo "Rerun: \`bench/run.sh\` (full, ~13-15 min) or \`bench/run.sh --quick\` (< 3 min); \`bench/run.sh --help\` for options."
   echo
   echo "| machine | |"
   echo "| --- | --- |"
@@ -105,15 +119,18 @@ write_md() {
   local a32="apA32"
   echo "## Goals"
   echo
-  echo "| comparison | asyncpool | default | ratio | goal | verdict |"
+  echo "Ratio: median over rounds of the per-round ratio; in brackets the lowest and highest"
+  echo "per-round ratio, i.e. how much two runs seconds apart disagreed on this machine."
+  echo
+  echo "| comparison | asyncpool | default | ratio (per-round range) | goal | verdict |"
   echo "| --- | --- | --- | --- | --- | --- |"
   local goal_txt="${GOAL_A32_VS_MULTI:+≥ $GOAL_A32_VS_MULTI}"
   want speed && for s in "rsa2048 sign" "ecdsap256 sign" "ecdhp256 derive" "gcm16 MBps" "gcm1024 MBps" "gcm16384 MBps"; do
     read -r t m <<<"$s"
     k="speed|$t|$m"
     echo "| $(speed_name "$t" "$m"): \`-async_jobs 32\` vs default \`-multi $CORES\` |" \
-         "$(fmtn "${MED[$k|$a32]:-}") | $(fmtn "${MED[$k|defM]:-}") | **$(fmtr "${RA[$k|$a32]:-}")** |" \
-         "${goal_txt:-not given (parity = 1.00)} | $(verdict "${RA[$k|$a32]:--}" "$GOAL_A32_VS_MULTI") |"
+         "$(fmtn "${MED[$k|$a32]:-}") | $(fmtn "${MED[$k|defM]:-}") | **$(fmtr "${RA[$k|$a32]:-}")**$(rng "$k|$a32" A) |" \
+         "${goal_txt:-not given (parity = 1.00)} | $(verdict "${RA[$k|$a32]:--}" "$GOAL_A32_VS_MULTI" "${RALO[$k|$a32]:--}" "${RAHI[$k|$a32]:--}") |"
   done
   want speed && for t in gcm16 gcm1024 gcm16384; do
     k="speed|$t|MBps"
@@ -125,8 +142,8 @@ write_md() {
     for m in $(speed_metrics "$t"); do
       k="speed|$t|$m"
       echo "| $(speed_name "$t" "$m"): synchronous path vs default, one process |" \
-           "$(fmtn "${MED[$k|apsync]:-}") | $(fmtn "${MED[$k|def1]:-}") | **$(fmtr "${RB[$k|apsync]:-}")** |" \
-           "≥ 0.97 (within 3%) | $(verdict "${RB[$k|apsync]:--}" 0.97) |"
+           "$(fmtn "${MED[$k|apsync]:-}") | $(fmtn "${MED[$k|def1]:-}") | **$(fmtr "${RB[$k|apsync]:-}")**$(rng "$k|apsync" B) |" \
+           "≥ 0.97 (within 3%) | $(verdict "${RB[$k|apsync]:--}" 0.97 "${RBLO[$k|apsync]:--}" "${RBHI[$k|apsync]:--}") |"
     done
   done
   local tc=""
@@ -134,8 +151,8 @@ write_md() {
   [ -n "$tc" ] || tc=${TLS_CONC_LIST[-1]}
   if want tls; then
     k="tls|c$tc|hs_per_s"
-    echo "| TLS handshakes/s at -c $tc: async-fd vs sync demo server | $(fmtn "${MED[$k|async-fd]:-}") | $(fmtn "${MED[$k|sync]:-}") | **$(fmtr "${RB[$k|async-fd]:-}")** | ≥ 1.6 (bench/tls_compare.sh) | $(verdict "${RB[$k|async-fd]:--}" 1.6) |"
-    echo "| TLS handshakes/s at -c $tc: async-fd vs nginx ($CORES workers) | $(fmtn "${MED[$k|async-fd]:-}") | $(fmtn "${MED[$k|nginx]:-}") | **$(fmtr "${RA[$k|async-fd]:-}")** | ≥ 0.9 (bench/tls_compare.sh) | $(verdict "${RA[$k|async-fd]:--}" 0.9) |"
+    echo "| TLS handshakes/s at -c $tc: async-fd vs sync demo server | $(fmtn "${MED[$k|async-fd]:-}") | $(fmtn "${MED[$k|sync]:-}") | **$(fmtr "${RB[$k|async-fd]:-}")**$(rng "$k|async-fd" B) | ≥ 1.6 (bench/tls_compare.sh) | $(verdict "${RB[$k|async-fd]:--}" 1.6 "${RBLO[$k|async-fd]:--}" "${RBHI[$k|async-fd]:--}") |"
+    echo "| TLS handshakes/s at -c $tc: async-fd vs nginx ($CORES workers) | $(fmtn "${MED[$k|async-fd]:-}") | $(fmtn "${MED[$k|nginx]:-}") | **$(fmtr "${RA[$k|async-fd]:-}")**$(rng "$k|async-fd" A) | ≥ 0.9 (bench/tls_compare.sh) | $(verdict "${RA[$k|async-fd]:--}" 0.9 "${RALO[$k|async-fd]:--}" "${RAHI[$k|async-fd]:--}") |"
   fi
   echo
 
@@ -275,7 +292,9 @@ write_md() {
     done
   fi
   echo
-  echo "Raw measurements (group, test, metric, contender, round, value): [$name.tsv]($name.tsv)."
+  echo "Raw measurements (group, test, metric, contender, round, value): [$name.tsv]($name.tsv);"
+  echo "asyncpool counters per run (test, contender, round, op, offloaded, inline, eagain, errors,"
+  echo "pool submitted, pool high water): [$name.stats.tsv]($name.stats.tsv)."
 }
 
 write_chart_data() {
@@ -316,6 +335,7 @@ make_report() {
   local base=$1
   load_summary
   cp "$DATA" "$base.tsv"
+  cp "$STATS" "$base.stats.tsv"
   write_md "$base" >"$base.md.tmp"
   mv "$base.md.tmp" "$base.md"
   write_chart_data

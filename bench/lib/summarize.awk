@@ -1,14 +1,19 @@
 # bench/lib/summarize.awk — medians over rounds, and ratios against the anchors.
 # In:  group test metric contender round value   (tab-separated, bench/run.sh's data)
-# Out: group test metric contender median n min max ratioA ratioB
+# Out: group test metric contender median n min max ratioA ratioB rAmin rAmax rBmin rBmax
 #   ratioA: median over rounds of value / anchor's value in the same round, anchor A
 #           (speed: defM = default -multi <cores>; tls: nginx)
 #   ratioB: the same against anchor B (speed: def1 = default one process; tls: sync)
 # A ratio taken round by round compares runs made a few seconds apart (the contenders
 # alternate within a round), so it cancels slow drift better than a ratio of medians.
+# rXmin/rXmax: the lowest and highest per-round ratio (the noise the median sits in).
 # "-" where there is no anchor value.
 BEGIN { FS = OFS = "\t"; A["speed"] = "defM"; B["speed"] = "def1"; A["tls"] = "nginx"; B["tls"] = "sync" }
 
+function lo(s,   a, n, i, m) { n = split(s, a, " "); if (!n) return "-"; m = a[1] + 0
+  for (i = 2; i <= n; i++) if (a[i] + 0 < m) m = a[i] + 0; return m }
+function hi(s,   a, n, i, m) { n = split(s, a, " "); if (!n) return "-"; m = a[1] + 0
+  for (i = 2; i <= n; i++) if (a[i] + 0 > m) m = a[i] + 0; return m }
 function median(s,    a, n, i, j, t) {
   n = split(s, a, " ")
   for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
@@ -38,6 +43,7 @@ END {
         if ((f[1] in B) && (kb in v) && v[kb] + 0 > 0) rb = rb " " v[k FS r] / v[kb]
       }
     }
-    print k, median(vals[k]), n, mn, mx, (ra == "" ? "-" : median(ra)), (rb == "" ? "-" : median(rb))
+    print k, median(vals[k]), n, mn, mx, (ra == "" ? "-" : median(ra)), (rb == "" ? "-" : median(rb)),
+          lo(ra), hi(ra), lo(rb), hi(rb)
   }
 }
