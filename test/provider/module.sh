@@ -3,6 +3,8 @@
 # `cmake --install` puts asyncpool.so in the modules directory and the config beside
 # the docs.
 set -euo pipefail
+# fail(), and an openssl() that preloads ASan when the module is an ASan build; $TMP.
+. "$(dirname "$0")/cli_lib.sh"
 so="$ASYNCPOOL_BUILD/provider/asyncpool.so"
 [ -f "$so" ] || { echo "FAIL: $so not built"; exit 1; }
 
@@ -12,7 +14,7 @@ if [ "$exports" != "OSSL_provider_init" ]; then
 fi
 echo "ok: only OSSL_provider_init is exported"
 
-dest=$(mktemp -d); trap 'rm -rf "$dest"' EXIT
+dest=$TMP/destdir
 DESTDIR="$dest" cmake --install "$ASYNCPOOL_BUILD" >/dev/null
 modulesdir=$(grep -E '^OPENSSL_MODULESDIR:' "$ASYNCPOOL_BUILD/CMakeCache.txt" | cut -d= -f2)
 [ -n "$modulesdir" ] || { echo "FAIL: no OPENSSL_MODULESDIR in the cache"; exit 1; }
