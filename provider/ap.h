@@ -49,7 +49,16 @@ typedef struct ap_ctx {
     const ap_alg *alg;
     void *b;
     int selection; /* keymgmt genctx only: what gen_init was asked to generate */
+    /* Ciphers: the instance's inline_threshold, and inline calls not yet added to the
+     * provider's counter. A context is used by one thread at a time (OpenSSL's rule),
+     * so a plain counter here spares the small-record path a locked add per call. */
+    size_t threshold;
+    uint64_t inline_pending;
 } ap_ctx;
+
+/* Inline cipher calls are added to the shared counter in batches of this many, and
+ * the rest when the context is freed. */
+#define AP_INLINE_BATCH 1024
 
 /* One function of an operation, and how ours is made from the backend's. */
 enum ap_how {
@@ -113,6 +122,9 @@ static inline const ap_alg *ap_slot_alg(void *provctx, enum ap_op op, int slot)
 {
     return &((ap_prov *)provctx)->alg[op][slot];
 }
+
+/* Add a context's pending inline cipher calls to the provider's counter. */
+void ap_flush_inline(ap_ctx *c);
 
 /* Run fn(arg): through async_core when heavy, else directly; counts it under kind. */
 int ap_run(const ap_alg *a, enum ap_kind kind, int heavy, int (*fn)(void *), void *arg);

@@ -91,7 +91,17 @@ void *ap_ctx_wrap(const ap_alg *a, void *b, int freectx_id)
     }
     c->alg = a;
     c->b = b;
+    c->threshold = a->prov->inline_threshold;
     return c;
+}
+
+void ap_flush_inline(ap_ctx *c)
+{
+    if (c->inline_pending == 0)
+        return;
+    atomic_fetch_add_explicit(&c->alg->prov->cnt[AP_K_CIPHER][AP_C_INLINE], c->inline_pending,
+                              memory_order_relaxed);
+    c->inline_pending = 0;
 }
 
 void ap_ctx_free(void *ctx, int freectx_id)
@@ -100,6 +110,7 @@ void ap_ctx_free(void *ctx, int freectx_id)
 
     if (c == NULL)
         return;
+    ap_flush_inline(c);
     AP_FN(c->alg, freectx_id, ap_free_fn)(c->b);
     OPENSSL_free(c);
 }
