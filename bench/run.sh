@@ -7,7 +7,8 @@
 # Options:
 #   --build DIR     build directory (default: build; built with scripts/build.sh first)
 #   --no-build      use the binaries already in DIR
-#   --only LIST     comma-separated groups to run: speed,acore,tls (default: all)
+#   --only LIST     comma-separated groups to run: speed,acore,tls,sync (default: all;
+#                   --quick leaves out sync)
 #   --out DIR       where the report goes (default: bench/results)
 # Environment overrides (defaults: full / --quick):
 #   ROUNDS speed and acore rounds (5/1)  SPEED_SECONDS (1/1)  ASYNC_JOBS ("1 8 32 128")
@@ -40,7 +41,7 @@ src=$PWD
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
-QUICK=0 BUILD=build DO_BUILD=1 ONLY=speed,acore,tls OUT=bench/results
+QUICK=0 BUILD=build DO_BUILD=1 ONLY= OUT=bench/results
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1 ;;
@@ -53,6 +54,8 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+# sync (instruction counts under callgrind, ~1 min) only in the full run by default.
+[ -n "$ONLY" ] || { [ "$QUICK" = 1 ] && ONLY=speed,acore,tls || ONLY=speed,acore,tls,sync; }
 BUILD=$(realpath -m "$BUILD")
 OUT=$(realpath -m "$OUT")
 CORES=$(nproc)
@@ -95,6 +98,7 @@ if want speed; then
 fi
 want acore && NSTEPS=$((NSTEPS + ROUNDS * ${#ACORE_MODES[@]}))
 want tls && NSTEPS=$((NSTEPS + 1 + TLS_ROUNDS * ${#TLS_SERVERS[@]} * ${#TLS_CONC_LIST[@]}))
+want sync && NSTEPS=$((NSTEPS + 1))
 
 # ---- deps and build ----------------------------------------------------------------------
 step_begin setup "deps (gnuplot-nox, nginx-light, build tools)"
@@ -122,6 +126,15 @@ grep -q '^inline_threshold = 0$' "$work/forced.cnf" || echo 'note: forced.cnf ha
 want speed && run_speed
 want acore && run_acore
 want tls && run_tls
+if want sync; then
+  # Deterministic: instructions per call, not time, so one run is enough.
+  step_begin sync "synchronous path vs default, instructions per call (callgrind)"
+  if bench/sync_overhead.sh "$BUILD" >"$work/sync.md" 2>"$work/log/sync"; then
+    step_ok "$(grep -c '| yes |' "$work/sync.md") of $(grep -c '^| [a-z0-9]*-' "$work/sync.md") within 3%"
+  else
+    step_fail "bench/sync_overhead.sh failed" "$work/log/sync"
+  fi
+fi
 
 # ---- report ------------------------------------------------------------------------------
 . bench/lib/report.sh

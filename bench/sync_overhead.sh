@@ -7,11 +7,11 @@
 # usage: bench/sync_overhead.sh [BUILD_DIR]   (prints a Markdown table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${1:-build}
+build=$(realpath -m "${1:-build}")
 bin=$build/bench/sync_overhead
 [ -x "$bin" ] || { echo "sync_overhead: $bin not built (scripts/build.sh $build)" >&2; exit 1; }
 command -v valgrind >/dev/null || scripts/deps.sh valgrind
-export OPENSSL_MODULES=$PWD/$build/provider OPENSSL_CONF=/dev/null
+export OPENSSL_MODULES=$build/provider OPENSSL_CONF=/dev/null
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 # op and how many calls (enough that per-call setup noise vanishes, few enough for valgrind)

@@ -124,13 +124,27 @@ write_md() {
   echo
   echo "| comparison | asyncpool | default | ratio (per-round range) | goal | verdict |"
   echo "| --- | --- | --- | --- | --- | --- |"
-  local goal_txt="${GOAL_A32_VS_MULTI:+≥ $GOAL_A32_VS_MULTI}"
+  # The provider issue's goals for -async_jobs 32 against -multi <cores> (GOAL_A32_VS_MULTI,
+  # when set, overrides them all); small AES sizes have none there (they run inline by
+  # design), see the next rows.
+  local -A a32goal=([rsa2048]=0.95 [ecdsap256]=0.9 [ecdhp256]=0.9 [gcm16384]=0.9)
   want speed && for s in "rsa2048 sign" "ecdsap256 sign" "ecdhp256 derive" "gcm16 MBps" "gcm1024 MBps" "gcm16384 MBps"; do
     read -r t m <<<"$s"
     k="speed|$t|$m"
+    local g=${GOAL_A32_VS_MULTI:-${a32goal[$t]:-}}
     echo "| $(speed_name "$t" "$m"): \`-async_jobs 32\` vs default \`-multi $CORES\` |" \
          "$(fmtn "${MED[$k|$a32]:-}") | $(fmtn "${MED[$k|defM]:-}") | **$(fmtr "${RA[$k|$a32]:-}")**$(rng "$k|$a32" A) |" \
-         "${goal_txt:-not given (parity = 1.00)} | $(verdict "${RA[$k|$a32]:--}" "$GOAL_A32_VS_MULTI" "${RALO[$k|$a32]:--}" "${RAHI[$k|$a32]:--}") |"
+         "${g:+≥ $g}${g:-none (inline by design)} | $(verdict "${RA[$k|$a32]:--}" "$g" "${RALO[$k|$a32]:--}" "${RAHI[$k|$a32]:--}") |"
+  done
+  # "Small sizes no slower than the default provider": -async_jobs 32 against the default
+  # provider in one process (ratio of medians).
+  want speed && for t in gcm16 gcm1024; do
+    k="speed|$t|MBps"
+    [ -n "${MED[$k|$a32]:-}" ] && [ -n "${MED[$k|def1]:-}" ] || continue
+    echo "| $(speed_label "$t"): \`-async_jobs 32\` vs default, one process |" \
+         "$(fmtn "${MED[$k|$a32]}") | $(fmtn "${MED[$k|def1]}") |" \
+         "**$(awk -v a="${MED[$k|$a32]}" -v d="${MED[$k|def1]}" 'BEGIN{printf "%.2f", a/d}')** |" \
+         "≥ 0.97 (no slower) | $(awk -v a="${MED[$k|$a32]}" -v d="${MED[$k|def1]}" 'BEGIN{print (a/d >= 0.97 ? "met" : "**NOT met**")}') |"
   done
   want speed && for t in gcm16 gcm1024 gcm16384; do
     k="speed|$t|MBps"
@@ -234,6 +248,18 @@ write_md() {
     for c in "${ACORE_MODES[@]}"; do
       echo "| $c | $(cell "acore|roundtrip|median_us|$c" none) | $(cell "acore|roundtrip|p99_us|$c" none) | $(cell "acore|ceiling|offloads_per_s|$c" none) |"
     done
+    echo
+  fi
+
+  # ---- sync path, instruction counts
+  if want sync && [ -s "$work/sync.md" ]; then
+    echo "## Synchronous path cost in instructions (bench/sync_overhead.sh, callgrind)"
+    echo
+    echo "Throughput on a shared machine cannot settle a 3% goal; instruction counts can."
+    echo "A fixed number of calls through the default provider and through asyncpool outside"
+    echo "any async job (the call runs inline), instructions per call inside the measured loop."
+    echo
+    cat "$work/sync.md"
     echo
   fi
 
