@@ -130,7 +130,7 @@ if want sync; then
   # Deterministic: instructions per call, not time, so one run is enough.
   step_begin sync "synchronous path vs default, instructions per call (callgrind)"
   if bench/sync_overhead.sh "$BUILD" >"$work/sync.md" 2>"$work/log/sync"; then
-    step_ok "$(grep -c '| yes |' "$work/sync.md") of $(grep -c '^| [a-z0-9]*-' "$work/sync.md") within 3%"
+    step_ok "$(grep -c '| yes |$' "$work/sync.md") of $(grep -cE '^\| [a-z0-9]+-' "$work/sync.md") within 3%"
   else
     step_fail "bench/sync_overhead.sh failed" "$work/log/sync"
   fi

@@ -134,7 +134,7 @@ write_md() {
     local g=${GOAL_A32_VS_MULTI:-${a32goal[$t]:-}}
     echo "| $(speed_name "$t" "$m"): \`-async_jobs 32\` vs default \`-multi $CORES\` |" \
          "$(fmtn "${MED[$k|$a32]:-}") | $(fmtn "${MED[$k|defM]:-}") | **$(fmtr "${RA[$k|$a32]:-}")**$(rng "$k|$a32" A) |" \
-         "${g:+≥ $g}${g:-none (inline by design)} | $(verdict "${RA[$k|$a32]:--}" "$g" "${RALO[$k|$a32]:--}" "${RAHI[$k|$a32]:--}") |"
+         "$([ -n "$g" ] && echo "≥ $g" || echo "none (inline by design)") | $(verdict "${RA[$k|$a32]:--}" "$g" "${RALO[$k|$a32]:--}" "${RAHI[$k|$a32]:--}") |"
   done
   # "Small sizes no slower than the default provider": -async_jobs 32 against the default
   # provider in one process (ratio of medians).
