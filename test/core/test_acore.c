@@ -344,39 +344,11 @@ END_TEST
 
 /* A full queue in callback mode: ASYNC_STATUS_EAGAIN, then a callback when a slot
  * frees, then ASYNC_STATUS_OK for the resubmit and a callback for its completion. */
-struct gated_arg {
-    struct gate *g;
-    uint32_t in;
-};
-
-static int gated(void *arg)
-{
-    struct gated_arg *a = arg;
-
-    gate_wait(a->g);
-    return mix(a->in);
-}
-
-struct t2b_job {
-    struct gate *g;
-    uint32_t in;
-    int got;
-    acore_trace tr;
-};
-
-static int t2b_job_fn(void *p)
-{
-    struct t2b_job *j = *(struct t2b_job **)p;
-    struct gated_arg a = {.g = j->g, .in = j->in};
-
-    j->got = acore_call(gated, &a, 0, &j->tr);
-    return 1;
-}
 
 START_TEST(test_callback_eagain)
 {
     struct cb_slot cs[3];
-    struct t2b_job jobs[3];
+    struct gjob jobs[3];
     struct gate *g = gate_new();
     offload_config cfg = {.workers = 1, .capacity = 1};
     offload_stats s0, s1, st;
@@ -387,27 +359,27 @@ START_TEST(test_callback_eagain)
     ck_assert_int_eq(offload_start(&cfg), 1);
     offload_get_stats(&s0);
     for (i = 0; i < 3; i++) {
-        jobs[i] = (struct t2b_job){.g = g, .in = (uint32_t)(100 + i)};
+        jobs[i] = (struct gjob){.g = g, .in = (uint32_t)(100 + i)};
         cs[i].s.arg = &jobs[i];
         cs[i].s.w = ASYNC_WAIT_CTX_new();
         ck_assert_int_eq(ASYNC_WAIT_CTX_set_callback(cs[i].s.w, on_done, &cs[i]), 1);
     }
 
     /* A: taken by the only worker, which blocks on the gate. */
-    r = ASYNC_start_job(&cs[0].s.job, cs[0].s.w, &ret, t2b_job_fn, &cs[0].s.arg,
+    r = ASYNC_start_job(&cs[0].s.job, cs[0].s.w, &ret, gjob_fn, &cs[0].s.arg,
                         sizeof(void *));
     ck_assert_int_eq(r, ASYNC_PAUSE);
     ck_assert_int_eq(ASYNC_WAIT_CTX_get_status(cs[0].s.w), ASYNC_STATUS_OK);
     ck_assert(gate_await_waiters(g, 1, 10000));
     /* B: queued (depth 1 == capacity). */
-    r = ASYNC_start_job(&cs[1].s.job, cs[1].s.w, &ret, t2b_job_fn, &cs[1].s.arg,
+    r = ASYNC_start_job(&cs[1].s.job, cs[1].s.w, &ret, gjob_fn, &cs[1].s.arg,
                         sizeof(void *));
     ck_assert_int_eq(r, ASYNC_PAUSE);
     ck_assert_int_eq(ASYNC_WAIT_CTX_get_status(cs[1].s.w), ASYNC_STATUS_OK);
     offload_get_stats(&st);
     ck_assert_uint_eq(st.depth, 1);
     /* C: the queue is full. */
-    r = ASYNC_start_job(&cs[2].s.job, cs[2].s.w, &ret, t2b_job_fn, &cs[2].s.arg,
+    r = ASYNC_start_job(&cs[2].s.job, cs[2].s.w, &ret, gjob_fn, &cs[2].s.arg,
                         sizeof(void *));
     ck_assert_int_eq(r, ASYNC_PAUSE);
     ck_assert_int_eq(ASYNC_WAIT_CTX_get_status(cs[2].s.w), ASYNC_STATUS_EAGAIN);
@@ -430,7 +402,7 @@ START_TEST(test_callback_eagain)
             if (cs[i].s.job == NULL || c == cs[i].seen)
                 continue;
             cs[i].seen = c;
-            r = ASYNC_start_job(&cs[i].s.job, cs[i].s.w, &ret, t2b_job_fn, &cs[i].s.arg,
+            r = ASYNC_start_job(&cs[i].s.job, cs[i].s.w, &ret, gjob_fn, &cs[i].s.arg,
                                 sizeof(void *));
             if (r == ASYNC_PAUSE) {
                 ck_assert_int_lt(cs[i].s.pauses, 4);
@@ -867,25 +839,16 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("acore");
-    TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int nf;
+    const TTest *const tests[] = {
+        test_outside_job,
+        test_many_jobs_fd_mode,
+        test_callback_mode,
+        test_callback_eagain,
+        test_queue_full,
+        test_early_resume,
+        test_errors,
+        test_block_full_queue,
+    };
 
-    tcase_add_test(tc, test_outside_job);
-    tcase_add_test(tc, test_many_jobs_fd_mode);
-    tcase_add_test(tc, test_callback_mode);
-    tcase_add_test(tc, test_callback_eagain);
-    tcase_add_test(tc, test_queue_full);
-    tcase_add_test(tc, test_early_resume);
-    tcase_add_test(tc, test_errors);
-    tcase_add_test(tc, test_block_full_queue);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    /* Each test owns a fresh process-wide pool and fresh counters (high_water). */
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_core_suite("acore", tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -301,33 +301,6 @@ END_TEST
 
 /* ---- a request queued at the fork fails in the child ------------------------------------- */
 
-struct gated_arg {
-    struct gate *g;
-    uint32_t in;
-};
-
-static int gated(void *arg)
-{
-    struct gated_arg *a = arg;
-
-    gate_wait(a->g);
-    return mix(a->in);
-}
-
-struct gjob {
-    struct gate *g;
-    uint32_t in;
-    int got;
-};
-
-static int gjob_fn(void *p)
-{
-    struct gjob *j = *(struct gjob **)p;
-    struct gated_arg a = {.g = j->g, .in = j->in};
-
-    j->got = acore_call(gated, &a, 0, NULL);
-    return 1;
-}
 
 static void *open_later(void *arg)
 {
@@ -425,19 +398,11 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("fork");
-    TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int nf;
+    const TTest *const tests[] = {
+        test_fork_both_offload,
+        test_fork_while_submitting,
+        test_fork_orphans_queued,
+    };
 
-    tcase_add_test(tc, test_fork_both_offload);
-    tcase_add_test(tc, test_fork_while_submitting);
-    tcase_add_test(tc, test_fork_orphans_queued);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_core_suite("fork", tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -59,17 +59,9 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("idle");
-    TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int nf;
+    const TTest *const tests[] = {
+        test_idle_cpu,
+    };
 
-    tcase_add_test(tc, test_idle_cpu);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_core_suite("idle", tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -25,34 +25,6 @@
 
 #define STALL_MS 20000
 
-struct gated_arg {
-    struct gate *g;
-    uint32_t in;
-};
-
-static int gated(void *arg)
-{
-    struct gated_arg *a = arg;
-
-    gate_wait(a->g);
-    return mix(a->in);
-}
-
-struct gjob {
-    struct gate *g;
-    uint32_t in;
-    int got;
-    acore_trace tr;
-};
-
-static int gjob_fn(void *p)
-{
-    struct gjob *j = *(struct gjob **)p;
-    struct gated_arg a = {.g = j->g, .in = j->in};
-
-    j->got = acore_call(gated, &a, 0, &j->tr);
-    return 1;
-}
 
 static int fd_is_open(int fd)
 {
@@ -303,19 +275,11 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("lifetime");
-    TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int nf;
+    const TTest *const tests[] = {
+        test_free_wait_ctx_in_flight,
+        test_stop_drains,
+        test_stop_wakes_space_waiters,
+    };
 
-    tcase_add_test(tc, test_free_wait_ctx_in_flight);
-    tcase_add_test(tc, test_stop_drains);
-    tcase_add_test(tc, test_stop_wakes_space_waiters);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_core_suite("lifetime", tests, sizeof(tests) / sizeof(tests[0]));
 }

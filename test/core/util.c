@@ -148,3 +148,39 @@ void gate_free(struct gate *g)
     pthread_cond_destroy(&g->cv);
     free(g);
 }
+
+int gated(void *arg)
+{
+    struct gated_arg *a = arg;
+
+    gate_wait(a->g);
+    return mix(a->in);
+}
+
+int gjob_fn(void *p)
+{
+    struct gjob *j = *(struct gjob **)p;
+    struct gated_arg a = {.g = j->g, .in = j->in};
+
+    j->got = acore_call(gated, &a, 0, &j->tr);
+    return 1;
+}
+
+int run_core_suite(const char *name, const TTest *const tests[], size_t n)
+{
+    Suite *s = suite_create(name);
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    size_t i;
+    int nf;
+
+    for (i = 0; i < n; i++)
+        tcase_add_test(tc, tests[i]);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

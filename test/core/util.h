@@ -8,7 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <check.h>
 #include <openssl/async.h>
+
+#include "async_core/acore.h"
 
 /* 1 under valgrind (AP_UNDER_VALGRIND set by ap_add_test): scale counts down. */
 int under_valgrind(void);
@@ -45,5 +48,26 @@ static inline int mix(uint32_t x)
     x ^= x >> 13;
     return (int)(x & 0x7fffffff);
 }
+
+/* An offloaded call that blocks on a gate, then returns mix(in). */
+struct gated_arg {
+    struct gate *g;
+    uint32_t in;
+};
+int gated(void *arg);
+
+/* An ASYNC job (p points to a struct gjob *) making one gated call: got = its result,
+ * tr = its trace. */
+struct gjob {
+    struct gate *g;
+    uint32_t in;
+    int got;
+    acore_trace tr;
+};
+int gjob_fn(void *p);
+
+/* Run tests as one Check suite, each in a forked child (so every test starts with fresh
+ * pool counters); returns the process exit status. */
+int run_core_suite(const char *name, const TTest *const tests[], size_t n);
 
 #endif
