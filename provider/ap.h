@@ -140,7 +140,7 @@ void ap_raise(const char *file, int line, const char *func, int reason, const ch
                                        __VA_ARGS__)
 
 /* The caller's property query with its "provider" clauses removed (see provider.c). */
-char *ap_backend_propq(const char *propq);
+int ap_backend_propq(const char *propq, char **out);
 
 /* Slot trampolines. AP_EXPAND_SLOTS(M, args...) expands M(args..., i) for every slot. */
 #define AP_EXPAND_SLOTS(M, ...)                                                    \

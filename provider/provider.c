@@ -129,20 +129,24 @@ void *ap_ctx_dup(void *ctx, int dupctx_id, int freectx_id)
  * caller's libctx; the backend uses it for its own fetches (a signature's digest) in our
  * private libctx, where there is no provider named asyncpool: "provider=asyncpool" would
  * make every such fetch fail. Clauses about "provider" are dropped, the rest (fips=yes...)
- * kept. Returns NULL for an empty result, else a string the caller frees.
+ * kept. *out gets NULL for an empty result, else a string the caller frees. Returns 0
+ * only when out of memory.
  */
-char *ap_backend_propq(const char *propq)
+int ap_backend_propq(const char *propq, char **out_)
 {
     char *out, *copy, *item, *save = NULL;
 
-    if (propq == NULL || strstr(propq, "provider") == NULL)
-        return propq != NULL && *propq != '\0' ? OPENSSL_strdup(propq) : NULL;
+    *out_ = NULL;
+    if (propq == NULL || *propq == '\0')
+        return 1;
+    if (strstr(propq, "provider") == NULL)
+        return (*out_ = OPENSSL_strdup(propq)) != NULL;
     out = OPENSSL_zalloc(strlen(propq) + 1);
     copy = OPENSSL_strdup(propq);
     if (out == NULL || copy == NULL) {
         OPENSSL_free(copy);
         OPENSSL_free(out);
-        return NULL;
+        return 0;
     }
     for (item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
         if (strstr(item, "provider") != NULL)
@@ -152,11 +156,11 @@ char *ap_backend_propq(const char *propq)
         strcat(out, item);
     }
     OPENSSL_free(copy);
-    if (*out == '\0') {
+    if (*out == '\0')
         OPENSSL_free(out);
-        return NULL;
-    }
-    return out;
+    else
+        *out_ = out;
+    return 1;
 }
 
 void *ap_newctx(void *provctx, enum ap_op op, int slot, int newctx_id, int freectx_id,
@@ -166,8 +170,10 @@ void *ap_newctx(void *provctx, enum ap_op op, int slot, int newctx_id, int freec
     void *b;
 
     if (with_propq) {
-        char *bq = ap_backend_propq(propq);
+        char *bq = NULL;
 
+        if (!ap_backend_propq(propq, &bq))
+            return NULL;
         b = AP_FN(a, newctx_id, ap_new_pq_fn)(a->prov->bprovctx, bq);
         OPENSSL_free(bq);
     } else
@@ -227,31 +233,20 @@ static int names_contain(const char *list, const char *name)
     return 0;
 }
 
-/* "provider=asyncpool" plus the backend's other properties (e.g. fips=yes). */
+/* "provider=asyncpool" plus the backend's other properties (e.g. fips=yes): the same
+ * clause filter as for queries going the other way. */
 static char *our_properties(const char *backend_props)
 {
-    size_t cap = strlen("provider=asyncpool") + (backend_props ? strlen(backend_props) : 0) + 2;
-    char *out = OPENSSL_malloc(cap), *copy, *item, *save = NULL;
+    static const char ours[] = "provider=asyncpool";
+    char *rest, *out;
+    size_t len;
 
-    if (out == NULL)
+    if (!ap_backend_propq(backend_props, &rest))
         return NULL;
-    strcpy(out, "provider=asyncpool");
-    if (backend_props == NULL)
-        return out;
-    copy = OPENSSL_strdup(backend_props);
-    if (copy == NULL) {
-        OPENSSL_free(out);
-        return NULL;
-    }
-    for (item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
-        while (*item == ' ')
-            item++;
-        if (strncmp(item, "provider", 8) == 0)
-            continue;
-        strcat(out, ",");
-        strcat(out, item);
-    }
-    OPENSSL_free(copy);
+    len = sizeof(ours) + (rest != NULL ? 1 + strlen(rest) : 0);
+    if ((out = OPENSSL_malloc(len)) != NULL)
+        snprintf(out, len, "%s%s%s", ours, rest != NULL ? "," : "", rest != NULL ? rest : "");
+    OPENSSL_free(rest);
     return out;
 }
 
