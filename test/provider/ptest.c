@@ -303,3 +303,14 @@ end:
     free(evs);
     return ok;
 }
+
+int ap_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int nf;
+
+    srunner_run_all(sr, CK_NORMAL);
+    nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <check.h>
 #include <openssl/async.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
@@ -68,5 +69,8 @@ unsigned char *ap_unhex(const char *hex, size_t *len);
 
 /* Print and clear the thread's error queue, prefixed by what. */
 void ap_dump_errors(const char *what);
+
+/* Run a Check suite (forking each test, Check's default); returns the exit status. */
+int ap_run_suite(Suite *s);
 
 #endif

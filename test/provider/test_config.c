@@ -229,8 +229,7 @@ int main(void)
 {
     Suite *s = suite_create("provider_config");
     TCase *tc = tcase_create("config");
-    SRunner *sr;
-    int nf, n = (int)(sizeof(BAD) / sizeof(BAD[0]));
+    int n = (int)(sizeof(BAD) / sizeof(BAD[0]));
 
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, bad_value_activate, 0, n);
@@ -238,9 +237,5 @@ int main(void)
     tcase_add_test(tc, good_values);
     tcase_add_test(tc, shipped_config);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return ap_run_suite(s);
 }

@@ -214,8 +214,6 @@ int main(void)
 {
     Suite *s = suite_create("provider_errors");
     TCase *tc = tcase_create("errors");
-    SRunner *sr;
-    int nf;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
@@ -223,9 +221,5 @@ int main(void)
     tcase_add_test(tc, bad_oaep);
     tcase_add_loop_test(tc, bad_gcm_tag, 0, 4);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return ap_run_suite(s);
 }

@@ -514,8 +514,6 @@ int main(void)
 {
     Suite *s = suite_create("provider_interop");
     TCase *tc = tcase_create("interop");
-    SRunner *sr;
-    int nf;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 240);
@@ -525,9 +523,5 @@ int main(void)
     tcase_add_loop_test(tc, keygen_interop, 0, N_OF(KGALGS));
     tcase_add_loop_test(tc, cipher_interop, 0, 2 * N_OF(CIPHALGS));
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return ap_run_suite(s);
 }

@@ -312,8 +312,6 @@ int main(void)
 {
     Suite *s = suite_create("tls_integrity");
     TCase *tc = tcase_create("stream");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
@@ -322,9 +320,5 @@ int main(void)
     tcase_add_test(tc, tls12_aes_gcm);
     tcase_add_test(tc, tls12_chacha);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return ap_run_suite(s);
 }
