@@ -109,7 +109,16 @@ static struct pool {
     .bcast_cond = PTHREAD_COND_INITIALIZER,
 };
 
-static _Thread_local int in_worker;
+/* Set on pool threads; read by every acore_call (offload_in_worker).
+ * initial-exec: this code is linked into asyncpool.so, which libcrypto dlopen()s. The
+ * default model for a dlopened module (general-dynamic) reads the variable through
+ * __tls_get_addr on every call. initial-exec is one %fs-relative load, served by the
+ * static TLS surplus glibc keeps for dlopened modules (4 bytes of it). It also keeps
+ * the module out of the sanitizer runtime's __tls_get_addr tracking, which up to
+ * GCC 13 sometimes takes a malloc'd TLS block for a pre-2.25 glibc one and hands
+ * LeakSanitizer a garbage range ("Tracer caught signal 11", google/sanitizers#1322).
+ * test/provider/module.sh checks that the module never calls __tls_get_addr. */
+static _Thread_local int in_worker __attribute__((tls_model("initial-exec")));
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static struct cds_wfcq_node *node_of(offload_link *l)

@@ -14,6 +14,15 @@ if [ "$exports" != "OSSL_provider_init" ]; then
 fi
 echo "ok: only OSSL_provider_init is exported"
 
+# Thread-locals are initial-exec (offload/offload.c says why): a call to __tls_get_addr
+# would mean a general-dynamic one slipped in.
+undef=$(nm -D --undefined-only "$so")
+if grep -q '__tls_get_addr' <<<"$undef"; then
+  echo "FAIL: the module calls __tls_get_addr (a general-dynamic thread-local):"
+  objdump -dr "$so" | grep -B3 '__tls_get_addr' | head -20; exit 1
+fi
+echo "ok: no general-dynamic thread-locals"
+
 dest=$TMP/destdir
 DESTDIR="$dest" cmake --install "$ASYNCPOOL_BUILD" >/dev/null
 modulesdir=$(grep -E '^OPENSSL_MODULESDIR:' "$ASYNCPOOL_BUILD/CMakeCache.txt" | cut -d= -f2)
