@@ -31,6 +31,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* A dequeue that finds a submitter between its tail exchange and its link store (it
+ * was preempted there) waits for the store. liburcu spins 10 times, then sleeps 10 ms
+ * per round: one preempted submitter would stall every worker (they queue on
+ * deq_lock) for 10 ms. Yield instead, which lets that submitter run. The hook is the
+ * one the header documents for this. */
+#define CDS_WFCQ_WAIT_SLEEP(msec) ((void)(msec), (void)sched_yield())
 #include <urcu/wfcqueue.h>
 
 _Static_assert(sizeof(struct cds_wfcq_node) == sizeof(offload_link),
