@@ -28,9 +28,7 @@ ap_add_test(NAME core_fork
 # The plain build passed 400 runs in a row. The other fork cases fork while the
 # parent's threads are idle and do run under ASan (core_fork above).
 if(NOT ASYNCPOOL_SANITIZE STREQUAL "address")
-  ap_add_test(NAME core_fork_submitting
-              SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/core/test_fork.c ${AP_CORE_UTIL}
-              ARGS --while-submitting)
+  ap_add_test(NAME core_fork_submitting PROGRAM core_fork ARGS --while-submitting)
 endif()
 
 # CPU accounting of an idle second: meaningless under valgrind's serialising scheduler.
