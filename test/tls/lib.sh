@@ -57,6 +57,18 @@ make_certs() {
 
 # start_server NAME [tls_server args...]: starts the demo server with the asyncpool
 # config on a free port (the server binds port 0 and prints it); sets SERVER_PID, PORT.
+# wait_line PATTERN FILE PID ERRFILE MESSAGE: waits up to 10 s (x SLOW) for a line of
+# FILE matching PATTERN; if PID exits first, shows ERRFILE and fails with MESSAGE. The
+# caller checks what it needs from FILE afterwards (the wait may have timed out).
+wait_line() {
+  local i
+  for ((i = 0; i < 100 * SLOW; i++)); do
+    grep -q "$1" "$2" && return 0
+    kill -0 "$3" 2>/dev/null || { cat "$4" >&2; fail "$5"; }
+    sleep 0.1
+  done
+}
+
 start_server() {
   local name=$1; shift
   local log=$WORK/$name.log
@@ -64,12 +76,7 @@ start_server() {
   OPENSSL_CONF=$ASYNCPOOL_CONF "$BIN/tls_server" -p 0 "$@" >"$log" 2>"$WORK/$name.err" &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
-  local i
-  for ((i = 0; i < 100 * SLOW; i++)); do
-    grep -q 'listening on' "$log" && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/$name.err" >&2; fail "$name: server died at start"; }
-    sleep 0.1
-  done
+  wait_line 'listening on' "$log" "$SERVER_PID" "$WORK/$name.err" "$name: server died at start"
   PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
   [ -n "$PORT" ] || fail "$name: server did not report its port"
   if have_provider && ! grep -q 'provider=asyncpool' "$log"; then

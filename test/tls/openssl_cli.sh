@@ -36,11 +36,7 @@ PIDS+=("$!")
   <"$WORK/stdin" >"$log" 2>"$WORK/s_server.err" &
 sp=$!
 PIDS+=("$sp")
-for ((i = 0; i < 100 * SLOW; i++)); do
-  grep -q '^ACCEPT' "$log" && break
-  kill -0 "$sp" 2>/dev/null || { cat "$WORK/s_server.err" >&2; fail "s_server died"; }
-  sleep 0.1
-done
+wait_line '^ACCEPT' "$log" "$sp" "$WORK/s_server.err" "s_server died"
 sport=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$log")
 [ -n "$sport" ] || fail "s_server did not print its port"
 note "openssl s_server -async on port $sport"
