@@ -133,26 +133,18 @@ static unsigned char *scratch(vec *v, size_t n)
     return b;
 }
 
-/* Public key from DER SubjectPublicKeyInfo, loaded by the default provider. */
-static EVP_PKEY *load_spki(const char *hex)
+/* A key from hex DER, loaded by the default provider: a SubjectPublicKeyInfo, or
+ * (priv) a PKCS#8 private key. */
+static EVP_PKEY *load_der(const char *hex, int priv)
 {
     size_t len;
     unsigned char *der = hex ? ap_unhex(hex, &len) : NULL;
     const unsigned char *p = der;
-    EVP_PKEY *k = der ? d2i_PUBKEY_ex(NULL, &p, (long)len, E.lib, E.ref) : NULL;
+    EVP_PKEY *k = NULL;
 
-    free(der);
-    ERR_clear_error();
-    return k;
-}
-
-static EVP_PKEY *load_pkcs8(const char *hex)
-{
-    size_t len;
-    unsigned char *der = hex ? ap_unhex(hex, &len) : NULL;
-    const unsigned char *p = der;
-    EVP_PKEY *k = der ? d2i_AutoPrivateKey_ex(NULL, &p, (long)len, E.lib, E.ref) : NULL;
-
+    if (der != NULL)
+        k = priv ? d2i_AutoPrivateKey_ex(NULL, &p, (long)len, E.lib, E.ref)
+                 : d2i_PUBKEY_ex(NULL, &p, (long)len, E.lib, E.ref);
     free(der);
     ERR_clear_error();
     return k;
@@ -366,7 +358,7 @@ static int parse_dh(vec *v, json_object *t, file_ctx *f)
         if (curve == NULL || enc == NULL || strcmp(enc, "asn") != 0)
             return 0; /* only DER public keys are handled; fail loudly on others */
         v->owned[0] = load_ec_priv(curve, jstr(t, "private"));
-        v->owned[1] = load_spki(jstr(t, "public"));
+        v->owned[1] = load_der(jstr(t, "public"), 0);
     }
     v->dh.priv = v->owned[0];
     v->dh.peer = v->owned[1];
@@ -429,9 +421,9 @@ static int parse_ciph(vec *v, json_object *t, file_ctx *f)
 static EVP_PKEY *group_key(file_ctx *f)
 {
     if (strstr(f->schema, "rsaes_") != NULL)
-        return load_pkcs8(jstr(f->group, "privateKeyPkcs8"));
+        return load_der(jstr(f->group, "privateKeyPkcs8"), 1);
     if (strstr(f->schema, "_verify_") != NULL)
-        return load_spki(jstr(f->group, "publicKeyDer"));
+        return load_der(jstr(f->group, "publicKeyDer"), 0);
     return NULL;
 }
 
