@@ -190,29 +190,44 @@ static void full_queue_run(int callback_mode, struct fq_result *res)
     ASYNC_cleanup_thread();
 }
 
+/* Three rounds; every job must finish in every round. The time bounds must hold in at
+ * least two of the three: a sleeping job fails them in every round (the old code spent
+ * 20-75% of the run asleep inside ASYNC_start_job), while one preemption of the test's
+ * thread on a busy machine should not fail the test. */
 static void full_queue_check(int callback_mode)
 {
     struct fq_result res;
-    int round, rounds = under_valgrind() ? 1 : 3;
+    int round, rounds = under_valgrind() ? 1 : 3, long_calls = 0, heavy_rounds = 0;
+    uint64_t longest = 0;
+    double worst_share = 0;
 
     for (round = 0; round < rounds; round++) {
+        double share;
+
         full_queue_run(callback_mode, &res);
+        share = (double)res.inside_ns / (double)res.run_ns;
         fprintf(stderr, "full_queue_%s round %d: run %.1f ms, inside ASYNC_start_job "
                 "%.1f%%, longest call %.2f ms\n", callback_mode ? "callback" : "fd", round,
-                res.run_ns / 1e6, 100.0 * res.inside_ns / res.run_ns,
-                res.max_call_ns / 1e6);
+                res.run_ns / 1e6, 100.0 * share, res.max_call_ns / 1e6);
         ck_assert_int_eq(res.finished, FQ_JOBS);
-        /* The thread never sleeps inside a job that really paused. Under a sanitizer
-         * or valgrind the application's side is slowed 5-50x while the worker's sleep
-         * is not, so the time shares only hold in the plain and ASan builds. */
-        if (!under_valgrind() && !under_tsan()) {
-            ck_assert_msg(res.max_call_ns < 20000000u, "an ASYNC_start_job call took %.1f ms",
-                          res.max_call_ns / 1e6);
-            ck_assert_msg(res.inside_ns * 5 < res.run_ns,
-                          "%.1f%% of the run inside ASYNC_start_job",
-                          100.0 * res.inside_ns / res.run_ns);
-        }
+        if (res.max_call_ns >= 20000000u)
+            long_calls++;
+        if (share >= 0.2)
+            heavy_rounds++;
+        if (res.max_call_ns > longest)
+            longest = res.max_call_ns;
+        if (share > worst_share)
+            worst_share = share;
     }
+    /* The thread never sleeps inside a job that really paused. Under a sanitizer or
+     * valgrind the application's side is slowed 5-50x while the worker's sleep is
+     * not, so the time bounds only hold in the plain and ASan builds. */
+    if (under_valgrind() || under_tsan())
+        return;
+    ck_assert_msg(long_calls < 2, "%d of %d rounds had an ASYNC_start_job call of 20 ms "
+                  "or more (longest %.1f ms)", long_calls, rounds, longest / 1e6);
+    ck_assert_msg(heavy_rounds < 2, "%d of %d rounds spent 20%% or more inside "
+                  "ASYNC_start_job (worst %.1f%%)", heavy_rounds, rounds, 100 * worst_share);
 }
 
 START_TEST(test_full_queue_callback)
