@@ -173,8 +173,11 @@ struct notifier {
      * WAIT_CTX cleanup. A wake() that loses the CAS returns 0, and the pool passes the
      * slot to the next waiter; a cleanup that finds WOKEN passes it on itself. */
     atomic_int space_state;
-    ASYNC_callback_fn space_cb; /* written by the job before offload_wait_space(), */
-    void *space_cbarg;          /* whose lock publishes them to the waking worker */
+    /* The WAIT_CTX callback a space wake-up calls (NULL: fd mode). Written by the job
+     * when it registers, and only when they changed: a wake() of an earlier
+     * registration may still be reading them. */
+    _Atomic(ASYNC_callback_fn) space_cb;
+    _Atomic(void *) space_cbarg;
 
     /* fd mode: writers of the eventfd in progress (a call's completion, a space wake).
      * The job drains its fd only once this is 0, so no signal of a finished call is
@@ -321,11 +324,8 @@ static void signal_callback(struct notifier *n, ASYNC_callback_fn cb, void *cbar
 static int space_wake(offload_waiter *w, int aborted)
 {
     struct notifier *n = container_of(w, struct notifier, space);
-    /* Written before the registration (the pool's lock published them), and not
-     * rewritten until the job re-registers, which it does only after it has seen
-     * space_state leave WANT. */
-    ASYNC_callback_fn cb = n->space_cb;
-    void *cbarg = n->space_cbarg;
+    ASYNC_callback_fn cb = atomic_load_explicit(&n->space_cb, memory_order_relaxed);
+    void *cbarg = atomic_load_explicit(&n->space_cbarg, memory_order_relaxed);
     int expected = SPACE_WANT, took = 0;
 
     if (!aborted) {
@@ -593,8 +593,11 @@ static int space_arm(struct notifier *n, ASYNC_callback_fn cb, void *cbarg)
 {
     int r;
 
-    n->space_cb = cb;
-    n->space_cbarg = cbarg;
+    /* Relaxed: the seq_cst store of WANT below (and the pool's lock) publish them. */
+    if (atomic_load_explicit(&n->space_cb, memory_order_relaxed) != cb)
+        atomic_store_explicit(&n->space_cb, cb, memory_order_relaxed);
+    if (atomic_load_explicit(&n->space_cbarg, memory_order_relaxed) != cbarg)
+        atomic_store_explicit(&n->space_cbarg, cbarg, memory_order_relaxed);
     atomic_store(&n->space_state, SPACE_WANT);
     notifier_ref(n); /* the registration's reference, if it is a new one */
     r = offload_wait_space(&n->space);
@@ -651,22 +654,21 @@ static int call_blocking(int (*fn)(void *), void *arg, acore_trace *t)
  * sleep inside a job it can resume); a blocked one must not be retried in a loop (that
  * spins a core) but slept on. What we can observe is the time: a pause that did not
  * switch costs what the same call costs under ASYNC_block_pause(), which we measure on
- * the spot (calibrate); one that switched adds two context switches and a trip through
- * the application's loop (measured here: blocked 20-35 ns, the tightest possible real
- * resume 90 ns and more). After BLOCKED_AFTER pauses in a row within BLOCKED_FACTOR x
- * the calibrated cost, we treat pausing as blocked. A mistake either way costs time,
+ * the spot (blocked_pause_ns); one that switched adds two context switches and a trip
+ * through the application's loop (measured here: blocked 20-35 ns, the tightest
+ * possible real resume 90 ns and more). After BLOCKED_AFTER early resumes in a row
+ * whose pause took at most BLOCKED_FACTOR x a blocked one, we treat pausing as blocked. A mistake either way costs time,
  * never correctness: a real pause taken for blocked makes the job sleep until its
  * call is done (it will be), or run a call inline that met a full queue; a blocked one
  * taken for real spins a little longer.
  */
 #define BLOCKED_AFTER 8
-#define BLOCKED_FACTOR 3
+#define BLOCKED_FACTOR 4
 
 struct pauser {
-    unsigned early;    /* resumes so far that found the call unfinished */
-    uint64_t last_ns;  /* how long the last pause took (timed once early > 0) */
-    uint64_t floor_ns; /* calibrated cost of a blocked ASYNC_pause_job(); 0: not yet */
-    unsigned fast;     /* early resumes in a row that looked like blocked pauses */
+    unsigned early;   /* resumes so far that found the call unfinished */
+    uint64_t last_ns; /* how long the last pause took (timed once early > 0) */
+    unsigned fast;    /* early resumes in a row that looked like blocked pauses */
 };
 
 static uint64_t mono_ns(void)
@@ -677,24 +679,21 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t calibrate_blocked_pause(void)
+/* What a pause that cannot switch costs here and now: one blocked ASYNC_pause_job(),
+ * timed in the same place as the pause it is compared with (right after it, with the
+ * caches as warm or as cold: a blocked pause timed in a tight loop of its own came out
+ * 5x faster than one between two drains under TSan). Block/unblock is a counter: this
+ * leaves the application's own blocking as it was. */
+static uint64_t blocked_pause_ns(void)
 {
-    uint64_t best = UINT64_MAX;
-    int i;
+    uint64_t t0, d;
 
-    /* Block/unblock is a counter: this leaves the application's own blocking as it
-     * was. With pausing blocked, ASYNC_pause_job() returns without switching. */
     ASYNC_block_pause();
-    for (i = 0; i < 3; i++) {
-        uint64_t t0 = mono_ns(), d;
-
-        ASYNC_pause_job();
-        d = mono_ns() - t0;
-        if (d < best)
-            best = d;
-    }
+    t0 = mono_ns();
+    ASYNC_pause_job();
+    d = mono_ns() - t0;
     ASYNC_unblock_pause();
-    return best > 0 ? best : 1;
+    return d > 0 ? d : 1;
 }
 
 /* Pause the job once; 0 if ASYNC_pause_job() failed (then do not pause again). Only
@@ -719,9 +718,7 @@ static int early_resume_blocked(struct pauser *p)
 {
     if (p->early++ == 0)
         return 0; /* the first pause was not timed */
-    if (p->floor_ns == 0)
-        p->floor_ns = calibrate_blocked_pause();
-    if (p->last_ns > BLOCKED_FACTOR * p->floor_ns) {
+    if (p->last_ns > BLOCKED_FACTOR * blocked_pause_ns()) {
         p->fast = 0;
         return 0;
     }
@@ -843,7 +840,7 @@ int acore_call(int (*fn)(void *arg), void *arg, unsigned flags, acore_trace *t)
     ASYNC_JOB *job;
     ASYNC_WAIT_CTX *wctx;
     struct notifier *n;
-    struct pauser p = {0, 0, 0, 0};
+    struct pauser p = {0, 0, 0};
     struct call c = {.req = {.run = call_run, .done = call_done}, .fn = fn, .arg = arg};
 
     if (t != NULL) {

@@ -632,7 +632,8 @@ START_TEST(test_early_resume)
     for (k = 0; k < slow.ops; k++)
         ck_assert_int_eq(slow.got[k], mix((uint32_t)(k + 5)));
     ck_assert_int_gt(pauses, slow.ops * 200);
-    if (!under_valgrind())
+    /* Under TSan or valgrind the loop's own steps take milliseconds at times. */
+    if (!under_valgrind() && getenv("AP_UNDER_TSAN") == NULL)
         ck_assert_msg(longest < 20000000u, "an ASYNC_start_job call took %.1f ms",
                       longest / 1e6);
 
