@@ -82,6 +82,7 @@ typedef struct ap_op_desc {
 struct ap_prov {
     const OSSL_CORE_HANDLE *handle;
 
+    /* Borrowed from backend.c, which keeps them for the life of the process. */
     OSSL_LIB_CTX *blib;   /* private libctx holding the backend */
     OSSL_PROVIDER *bprov; /* the backend */
     void *bprovctx;       /* the backend's provctx, passed wherever ours came in */
@@ -146,6 +147,10 @@ int ap_backend_propq(const char *propq, char **out);
 
 /* config.c: the provider's parameters into p (workers, ..., backend_name). */
 int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params);
+
+/* backend.c: the private libctx with the backend `name` loaded, created on first use
+ * and kept for the life of the process. Raises an error and returns 0 on failure. */
+int ap_backend_get(const char *name, OSSL_LIB_CTX **lib, OSSL_PROVIDER **prov);
 
 /* tables.c: the algorithms of one operation, taken from the backend. */
 int ap_build_op(ap_prov *p, enum ap_op op, const ap_op_desc *d);

@@ -86,9 +86,8 @@ static void prov_free(ap_prov *p)
 
     for (op = 0; op < AP_NOPS; op++)
         ap_free_algs(p, op);
-    if (p->bprov != NULL)
-        OSSL_PROVIDER_unload(p->bprov);
-    OSSL_LIB_CTX_free(p->blib);
+    /* p->blib and p->bprov are not ours to free: they live as long as the process
+     * (backend.c says why). */
     OPENSSL_free(p->backend_name);
     OPENSSL_free(p);
 }
@@ -100,9 +99,11 @@ static void ap_teardown(void *provctx)
     ap_prov *p = provctx;
 
     live_remove(p);
-    /* The workers hold per-thread state (DRBGs, ...) of our private libctx: free it on
-     * each of them before the libctx goes. No request of ours is in flight: libcrypto
-     * tears a provider down only when nothing refers to it any more. */
+    /* The workers and this thread hold per-thread state (DRBGs) of the backend's
+     * libctx. It would be freed at their exit anyway (the libctx stays alive for that,
+     * see backend.c); freeing it now gives the memory back at unload. Another instance
+     * sharing the backend just gets fresh DRBGs on its next use. No request of ours is
+     * in flight: libcrypto tears a provider down only when nothing refers to it. */
     offload_on_each_worker(worker_thread_stop, p->blib);
     OPENSSL_thread_stop_ex(p->blib);
     offload_stop();
@@ -142,14 +143,8 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     if (!ap_read_config(p, get_params))
         goto err;
 
-    /* A fresh libctx, not a child one: a child mirrors its parent's providers,
-     * asyncpool included, and our fetches would come back to us. */
-    p->blib = OSSL_LIB_CTX_new();
-    if (p->blib == NULL
-        || (p->bprov = OSSL_PROVIDER_load(p->blib, p->backend_name)) == NULL) {
-        AP_RAISE(ERR_R_INIT_FAIL, "backend = \"%s\"", p->backend_name);
+    if (!ap_backend_get(p->backend_name, &p->blib, &p->bprov))
         goto err;
-    }
     p->bprovctx = OSSL_PROVIDER_get0_provider_ctx(p->bprov);
 
     cfg.workers = p->workers;

@@ -51,3 +51,12 @@ ap_add_test(NAME provider_tls_integrity
 ap_add_script_test(NAME provider_module
   COMMAND bash ${AP_PT}/module.sh
   TIMEOUT 120)
+
+# Threads that signed inline exit after asyncpool was unloaded and its application
+# libctx freed: their libcrypto thread-exit handlers must find the backend's private
+# libctx alive (DESIGN.md decision 13). Under valgrind a read of freed memory fails it.
+ap_add_test(NAME provider_thread_exit
+  SOURCES ${AP_PT}/test_thread_exit.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 120
+  VALGRIND)
