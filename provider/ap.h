@@ -140,7 +140,9 @@ void ap_raise(const char *file, int line, const char *func, int reason, const ch
 #define AP_RAISE(reason, ...) ap_raise(OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC, (reason), \
                                        __VA_ARGS__)
 
-/* The caller's property query with its "provider" clauses removed (see propq.c). */
+/* The caller's property query (or a property definition) with its "provider" clauses
+ * removed (see propq.c). *out gets NULL when nothing is left, else a string the caller
+ * frees. Returns 0, with an error raised, for a malformed query or out of memory. */
 int ap_backend_propq(const char *propq, char **out);
 
 /* ---- the provider itself (lifecycle.c calls these) ---------------------------------- */

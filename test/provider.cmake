@@ -60,3 +60,11 @@ ap_add_test(NAME provider_thread_exit
   LIBS OpenSSL::SSL
   TIMEOUT 120
   VALGRIND)
+
+# The property-query filter (provider/propq.c, linked in directly) against OpenSSL's
+# grammar, and one query with a quoted comma through the module.
+ap_add_test(NAME provider_propq
+  SOURCES ${AP_PT}/test_propq.c ${CMAKE_SOURCE_DIR}/provider/propq.c
+          ${CMAKE_SOURCE_DIR}/provider/err.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 60)
