@@ -26,17 +26,29 @@
  */
 #define AP_DEFAULT_INLINE_THRESHOLD 32768u
 
+/*
+ * A number as the README documents it: plain decimal digits, nothing else. strtoul
+ * alone would also take a sign and leading white space ("+4", " 4", even "-1" wrapped
+ * to a huge value), which a config value should not silently mean.
+ */
 static int parse_uint(const char *key, const char *v, unsigned long lo,
                       unsigned long hi, unsigned long *out)
 {
-    char *end;
-    unsigned long n;
+    const char *d;
+    unsigned long n = 0;
+    int ok;
 
     if (v == NULL)
         return 1;
-    errno = 0;
-    n = strtoul(v, &end, 10);
-    if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 || n < lo || n > hi) {
+    for (d = v; *d >= '0' && *d <= '9'; d++)
+        ;
+    ok = d != v && *d == '\0';
+    if (ok) {
+        errno = 0;
+        n = strtoul(v, NULL, 10); /* digits only now: errno is ERANGE or 0 */
+        ok = errno == 0 && n >= lo && n <= hi;
+    }
+    if (!ok) {
         AP_RAISE(PROV_R_INVALID_CONFIG_DATA, "%s = \"%s\": expected an integer from %lu to %lu",
                  key, v, lo, hi);
         return 0;
