@@ -66,7 +66,7 @@ int ap_backend_get(const char *name, OSSL_LIB_CTX **lib, OSSL_PROVIDER **prov)
          * asyncpool included, and our fetches would come back to us. */
         if ((b->lib = OSSL_LIB_CTX_new()) == NULL
             || (b->prov = OSSL_PROVIDER_load(b->lib, name)) == NULL) {
-            AP_RAISE(ERR_R_INIT_FAIL, "backend = \"%s\"", name);
+            AP_RAISE(ERR_R_INIT_FAIL, "cannot load the backend provider: backend = \"%s\"", name);
             goto end;
         }
         b->next = backends;

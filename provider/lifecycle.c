@@ -6,10 +6,12 @@
 #include "ap.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/proverr.h>
 
 #include "offload/offload.h"
 
@@ -119,6 +121,31 @@ static const OSSL_DISPATCH ap_dispatch[] = {
     {0, NULL},
 };
 
+/*
+ * Say why init failed on stderr too, from the error we just raised. A provider
+ * activated from a config file (activate = 1, the documented way) whose init fails is
+ * dropped by OpenSSL 3.0 without a word: crypto/provider_conf.c counts a failed
+ * activation as a non-fatal success, the queued error is discarded, and the
+ * application runs on default alone. Init cannot tell that path from an explicit
+ * OSSL_PROVIDER_load (whose caller does get the error), so it prints in both: one line
+ * per failed load.
+ */
+static void report_init_failure(void)
+{
+    const char *data = NULL, *what;
+    int flags = 0;
+    unsigned long e = ERR_peek_last_error_data(&data, &flags);
+
+    if ((flags & ERR_TXT_STRING) && data != NULL && *data != '\0')
+        what = data;
+    else if (e == 0 || (what = ERR_reason_error_string(e)) == NULL)
+        what = "initialisation failed";
+    fprintf(stderr, "asyncpool: %s%s; the provider is not loaded\n",
+            ERR_GET_LIB(e) == ERR_LIB_PROV && ERR_GET_REASON(e) == PROV_R_INVALID_CONFIG_DATA
+                ? "invalid configuration: " : "",
+            what);
+}
+
 __attribute__((visibility("default")))
 OSSL_provider_init_fn OSSL_provider_init;
 
@@ -130,8 +157,10 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     ap_prov *p = OPENSSL_zalloc(sizeof(*p));
     int pool_started = 0;
 
-    if (p == NULL)
+    if (p == NULL) {
+        report_init_failure();
         return 0;
+    }
     p->handle = handle;
     for (; in->function_id != 0; in++) {
         switch (in->function_id) {
@@ -151,8 +180,8 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     cfg.capacity = p->capacity;
     cfg.thread_exit = worker_thread_exit;
     if (!offload_start(&cfg)) {
-        AP_RAISE(ERR_R_INIT_FAIL, "workers = %u, queue_capacity = %u", p->workers,
-                 p->capacity);
+        AP_RAISE(ERR_R_INIT_FAIL, "cannot start the worker pool: workers = %u, "
+                 "queue_capacity = %u", p->workers, p->capacity);
         goto err;
     }
     pool_started = 1;
@@ -162,7 +191,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         || !ap_build_op(p, AP_OP_ASYM_CIPHER, &ap_asym_cipher_desc)
         || !ap_build_op(p, AP_OP_KEYEXCH, &ap_keyexch_desc)
         || !ap_build_op(p, AP_OP_CIPHER, &ap_cipher_desc)) {
-        AP_RAISE(ERR_R_INIT_FAIL, "building the algorithm tables");
+        AP_RAISE(ERR_R_INIT_FAIL, "cannot build the algorithm tables from the backend's");
         goto err;
     }
     live_add(p);
@@ -171,6 +200,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     return 1;
 
 err:
+    report_init_failure();
     if (pool_started)
         offload_stop();
     prov_free(p);

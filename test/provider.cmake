@@ -68,3 +68,9 @@ ap_add_test(NAME provider_propq
           ${CMAKE_SOURCE_DIR}/provider/err.c ${AP_PT_COMMON}
   LIBS OpenSSL::SSL
   TIMEOUT 60)
+
+# A bad value in the asyncpool section, activated from OPENSSL_CONF: one line on
+# stderr naming key, value and range; asyncpool absent from `openssl list -providers`.
+ap_add_script_test(NAME provider_bad_config
+  COMMAND bash ${AP_PT}/bad_config.sh
+  TIMEOUT 60)
