@@ -82,6 +82,7 @@ typedef struct ap_op_desc {
 struct ap_prov {
     const OSSL_CORE_HANDLE *handle;
 
+    /* Borrowed from backend.c, which keeps them for the life of the process. */
     OSSL_LIB_CTX *blib;   /* private libctx holding the backend */
     OSSL_PROVIDER *bprov; /* the backend */
     void *bprovctx;       /* the backend's provctx, passed wherever ours came in */
@@ -139,8 +140,35 @@ void ap_raise(const char *file, int line, const char *func, int reason, const ch
 #define AP_RAISE(reason, ...) ap_raise(OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC, (reason), \
                                        __VA_ARGS__)
 
-/* The caller's property query with its "provider" clauses removed (see provider.c). */
+/* The caller's property query (or a property definition) with its "provider" clauses
+ * removed (see propq.c). *out gets NULL when nothing is left, else a string the caller
+ * frees. Returns 0, with an error raised, for a malformed query or out of memory. */
 int ap_backend_propq(const char *propq, char **out);
+
+/* ---- the provider itself (lifecycle.c calls these) ---------------------------------- */
+
+/* config.c: the provider's parameters into p (workers, ..., backend_name). */
+int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params);
+
+/* backend.c: the private libctx with the backend `name` loaded, created on first use
+ * and kept for the life of the process. Raises an error and returns 0 on failure. */
+int ap_backend_get(const char *name, OSSL_LIB_CTX **lib, OSSL_PROVIDER **prov);
+
+/* tables.c: the algorithms of one operation, taken from the backend. */
+int ap_build_op(ap_prov *p, enum ap_op op, const ap_op_desc *d);
+void ap_free_algs(ap_prov *p, enum ap_op op);
+/* 1 if name is one of the colon-separated names in list (case-insensitive). */
+int ap_names_contain(const char *list, const char *name);
+OSSL_FUNC_provider_query_operation_fn ap_query_operation;
+
+/* capabilities.c */
+OSSL_FUNC_provider_get_capabilities_fn ap_get_capabilities;
+
+/* stats.c: counters as provider parameters; the summary line for ASYNCPOOL_STATS. */
+OSSL_FUNC_provider_gettable_params_fn ap_gettable_params;
+OSSL_FUNC_provider_get_params_fn ap_get_params;
+int ap_stats_wanted(void);
+void ap_stats_print(ap_prov *p);
 
 /* Slot trampolines. AP_EXPAND_SLOTS(M, args...) expands M(args..., i) for every slot. */
 #define AP_EXPAND_SLOTS(M, ...)                                                    \

@@ -51,3 +51,26 @@ ap_add_test(NAME provider_tls_integrity
 ap_add_script_test(NAME provider_module
   COMMAND bash ${AP_PT}/module.sh
   TIMEOUT 120)
+
+# Threads that signed inline exit after asyncpool was unloaded and its application
+# libctx freed: their libcrypto thread-exit handlers must find the backend's private
+# libctx alive (DESIGN.md decision 13). Under valgrind a read of freed memory fails it.
+ap_add_test(NAME provider_thread_exit
+  SOURCES ${AP_PT}/test_thread_exit.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 120
+  VALGRIND)
+
+# The property-query filter (provider/propq.c, linked in directly) against OpenSSL's
+# grammar, and one query with a quoted comma through the module.
+ap_add_test(NAME provider_propq
+  SOURCES ${AP_PT}/test_propq.c ${CMAKE_SOURCE_DIR}/provider/propq.c
+          ${CMAKE_SOURCE_DIR}/provider/err.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 60)
+
+# A bad value in the asyncpool section, activated from OPENSSL_CONF: one line on
+# stderr naming key, value and range; asyncpool absent from `openssl list -providers`.
+ap_add_script_test(NAME provider_bad_config
+  COMMAND bash ${AP_PT}/bad_config.sh
+  TIMEOUT 60)

@@ -66,6 +66,10 @@ static const struct bad {
     {"workers", "banana"},        {"workers", "-1"},          {"workers", "100000"},
     {"workers", "4x"},            {"queue_capacity", "0"},    {"queue_capacity", "-1"},
     {"queue_capacity", "banana"}, {"inline_threshold", "lots"}, {"outside_job", "sometimes"},
+    /* The README documents plain decimal digits: no sign, no white space. The config
+     * parser trims white space around a value, so it only reaches us quoted. */
+    {"workers", "+4"},            {"workers", "\" 4\""},       {"workers", "\"4 \""},
+    {"queue_capacity", "+64"},    {"inline_threshold", "\"\t100\""}, {"workers", "\"\""},
 };
 
 /* Does this libcrypto report a provider that fails to activate from a config file?

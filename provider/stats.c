@@ -1,0 +1,139 @@
+/*
+ * provider/stats.c — the provider's counters: gettable/get_params and the one-line
+ * summary (asyncpool.stats, and what ASYNCPOOL_STATS=1 prints).
+ */
+#include "ap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/params.h>
+
+#include "offload/offload.h"
+
+static const char *const kind_names[AP_NKINDS] = {
+    "sign", "verify", "asym_cipher", "derive", "keygen", "cipher",
+};
+static const char *const cnt_names[AP_NCNT] = {"offloaded", "inline", "eagain", "errors"};
+
+/* Parameter names: "asyncpool.<kind>.<counter>" and "asyncpool.pool.<field>". */
+#define AP_CNT_PARAMS(k)                                                           \
+    OSSL_PARAM_DEFN("asyncpool." k ".offloaded", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0), \
+    OSSL_PARAM_DEFN("asyncpool." k ".inline", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),    \
+    OSSL_PARAM_DEFN("asyncpool." k ".eagain", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),    \
+    OSSL_PARAM_DEFN("asyncpool." k ".errors", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0)
+#define AP_POOL_PARAM(f) OSSL_PARAM_DEFN("asyncpool.pool." f, OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0)
+
+static const OSSL_PARAM gettable[] = {
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_NAME, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_VERSION, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_BUILDINFO, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_STATUS, OSSL_PARAM_INTEGER, NULL, 0),
+    AP_CNT_PARAMS("sign"), AP_CNT_PARAMS("verify"), AP_CNT_PARAMS("asym_cipher"),
+    AP_CNT_PARAMS("derive"), AP_CNT_PARAMS("keygen"), AP_CNT_PARAMS("cipher"),
+    AP_POOL_PARAM("workers"), AP_POOL_PARAM("depth"), AP_POOL_PARAM("submitted"),
+    AP_POOL_PARAM("completed"), AP_POOL_PARAM("rejected_full"), AP_POOL_PARAM("high_water"),
+    OSSL_PARAM_DEFN("asyncpool.stats", OSSL_PARAM_UTF8_STRING, NULL, 0),
+    OSSL_PARAM_END,
+};
+
+const OSSL_PARAM *ap_gettable_params(void *provctx)
+{
+    (void)provctx;
+    return gettable;
+}
+
+/* The one-line summary printed at unload with ASYNCPOOL_STATS=1. */
+static void stats_line(ap_prov *p, char *buf, size_t len)
+{
+    offload_stats st;
+    size_t off = 0;
+    int k;
+
+    offload_get_stats(&st);
+    off += snprintf(buf + off, len - off, "asyncpool:");
+    for (k = 0; k < AP_NKINDS && off < len; k++)
+        off += snprintf(buf + off, len - off, " %s offloaded=%llu inline=%llu eagain=%llu errors=%llu;",
+                        kind_names[k],
+                        (unsigned long long)atomic_load(&p->cnt[k][AP_C_OFFLOADED]),
+                        (unsigned long long)atomic_load(&p->cnt[k][AP_C_INLINE]),
+                        (unsigned long long)atomic_load(&p->cnt[k][AP_C_EAGAIN]),
+                        (unsigned long long)atomic_load(&p->cnt[k][AP_C_ERRORS]));
+    if (off < len)
+        snprintf(buf + off, len - off,
+                 " pool workers=%u submitted=%llu completed=%llu rejected_full=%llu high_water=%llu",
+                 st.workers, (unsigned long long)st.submitted, (unsigned long long)st.completed,
+                 (unsigned long long)st.rejected_full, (unsigned long long)st.high_water);
+}
+
+int ap_get_params(void *provctx, OSSL_PARAM params[])
+{
+    ap_prov *p = provctx;
+    OSSL_PARAM *q;
+    offload_stats st;
+    char name[64];
+    int k, c;
+
+    if ((q = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME)) != NULL
+        && !OSSL_PARAM_set_utf8_ptr(q, "asyncpool"))
+        return 0;
+    if ((q = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_VERSION)) != NULL
+        && !OSSL_PARAM_set_utf8_ptr(q, ASYNCPOOL_VERSION))
+        return 0;
+    if ((q = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_BUILDINFO)) != NULL
+        && !OSSL_PARAM_set_utf8_ptr(q, "asyncpool " ASYNCPOOL_VERSION ", built with " OPENSSL_VERSION_TEXT))
+        return 0;
+    if ((q = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS)) != NULL
+        && !OSSL_PARAM_set_int(q, 1))
+        return 0;
+    for (k = 0; k < AP_NKINDS; k++)
+        for (c = 0; c < AP_NCNT; c++) {
+            snprintf(name, sizeof(name), "asyncpool.%s.%s", kind_names[k], cnt_names[c]);
+            if ((q = OSSL_PARAM_locate(params, name)) != NULL
+                && !OSSL_PARAM_set_uint64(q, atomic_load(&p->cnt[k][c])))
+                return 0;
+        }
+    offload_get_stats(&st);
+    {
+        const struct { const char *name; uint64_t v; } pool[] = {
+            {"asyncpool.pool.workers", st.workers},
+            {"asyncpool.pool.depth", st.depth},
+            {"asyncpool.pool.submitted", st.submitted},
+            {"asyncpool.pool.completed", st.completed},
+            {"asyncpool.pool.rejected_full", st.rejected_full},
+            {"asyncpool.pool.high_water", st.high_water},
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(pool) / sizeof(pool[0]); i++)
+            if ((q = OSSL_PARAM_locate(params, pool[i].name)) != NULL
+                && !OSSL_PARAM_set_uint64(q, pool[i].v))
+                return 0;
+    }
+    if ((q = OSSL_PARAM_locate(params, "asyncpool.stats")) != NULL) {
+        char line[1024];
+
+        stats_line(p, line, sizeof(line));
+        if (!OSSL_PARAM_set_utf8_string(q, line))
+            return 0;
+    }
+    return 1;
+}
+
+int ap_stats_wanted(void)
+{
+    const char *env = getenv("ASYNCPOOL_STATS");
+
+    return env != NULL && *env != '\0' && strcmp(env, "0") != 0;
+}
+
+void ap_stats_print(ap_prov *p)
+{
+    char line[1024];
+
+    stats_line(p, line, sizeof(line));
+    fprintf(stderr, "%s\n", line);
+}
