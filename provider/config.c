@@ -60,13 +60,14 @@ static int parse_uint(const char *key, const char *v, unsigned long lo,
 int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
 {
     const char *workers = NULL, *capacity = NULL, *threshold = NULL, *outside = NULL,
-               *backend = NULL;
+               *backend = NULL, *select_safe = NULL;
     OSSL_PARAM req[] = {
         OSSL_PARAM_utf8_ptr("workers", (char **)&workers, 0),
         OSSL_PARAM_utf8_ptr("queue_capacity", (char **)&capacity, 0),
         OSSL_PARAM_utf8_ptr("inline_threshold", (char **)&threshold, 0),
         OSSL_PARAM_utf8_ptr("outside_job", (char **)&outside, 0),
         OSSL_PARAM_utf8_ptr("backend", (char **)&backend, 0),
+        OSSL_PARAM_utf8_ptr("select_safe_fds", (char **)&select_safe, 0),
         OSSL_PARAM_END,
     };
     unsigned long w = 0, c = AP_DEFAULT_CAPACITY, t = AP_DEFAULT_INLINE_THRESHOLD;
@@ -85,6 +86,15 @@ int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
         p->acore_flags = ACORE_BLOCK;
     } else {
         AP_RAISE(PROV_R_INVALID_CONFIG_DATA, "outside_job = \"%s\": expected inline or block", outside);
+        return 0;
+    }
+    /* Applications that wait with select() (openssl speed -async_jobs) abort on an fd
+     * of FD_SETSIZE or more; with this set, such a job runs its calls inline instead. */
+    if (select_safe != NULL && strcmp(select_safe, "yes") == 0) {
+        p->acore_flags |= ACORE_SELECT_FDS;
+    } else if (select_safe != NULL && strcmp(select_safe, "no") != 0) {
+        AP_RAISE(PROV_R_INVALID_CONFIG_DATA, "select_safe_fds = \"%s\": expected yes or no",
+                 select_safe);
         return 0;
     }
     if (backend != NULL && (*backend == '\0' || strcmp(backend, "asyncpool") == 0)) {

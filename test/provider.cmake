@@ -74,3 +74,8 @@ ap_add_test(NAME provider_propq
 ap_add_script_test(NAME provider_bad_config
   COMMAND bash ${AP_PT}/bad_config.sh
   TIMEOUT 60)
+
+# openssl speed -async_jobs 1100 (select() over the job fds) with select_safe_fds = yes.
+ap_add_script_test(NAME provider_speed_select
+  COMMAND bash ${AP_PT}/speed_select.sh
+  TIMEOUT 300)
