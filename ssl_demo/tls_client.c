@@ -8,7 +8,8 @@
  * least one handshake and no failure.
  *
  * Responsiveness (--keepalive N): besides the handshake load above (--flood M is -c M,
- * and may be 0), N threads each hold one established keep-alive connection and send a
+ * and may be 0), N threads each hold one keep-alive connection, made before the flood
+ * and the clock start, and send a
  * small GET on it in a loop, every --ka-interval ms (0: back to back), and record each
  * request's latency: from the time it was due to be sent (so a late send, behind a slow
  * response, counts its wait; wrk2's correction for coordinated omission) to the last byte
@@ -24,6 +25,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -461,6 +463,10 @@ struct ka {
 
 static SSL_CTX *ka_ctx;
 static struct ka *kas;
+/* The keep-alive connections are made before the flood starts and the clock runs: each
+ * thread counts itself in ka_ready once connected, then waits for ka_go (main sets
+ * g.t_measure and g.t_end first; the release/acquire pair publishes them). */
+static atomic_int ka_ready, ka_go;
 
 static void ka_close(struct ka *k)
 {
@@ -566,8 +572,19 @@ static void *ka_main(void *arg)
 {
     struct ka *k = arg;
     uint64_t interval = (uint64_t)(opt.ka_interval * 1000.0);
-    uint64_t next = 0, now;
+    uint64_t next = 0, now, give_up = ev_now_us() + (uint64_t)opt.timeout * 1000000u;
 
+    while (!ka_connect(k)) {
+        k->failures++;
+        if (opt.verbose)
+            fprintf(stderr, "tls_client: keep-alive connect/handshake failed\n");
+        if (ev_now_us() > give_up)
+            break;
+        sleep_until_us(ev_now_us() + 10000);
+    }
+    atomic_fetch_add(&ka_ready, 1);
+    while (!atomic_load_explicit(&ka_go, memory_order_acquire))
+        sleep_until_us(ev_now_us() + 1000);
     while ((now = ev_now_us()) < g.t_end) {
         uint64_t due, done;
         bool closing;
@@ -628,8 +645,11 @@ static void *ka_main(void *arg)
     return NULL;
 }
 
+/* Starts the threads and waits (up to --timeout) until their connections are made. */
 static void ka_start(void)
 {
+    uint64_t give_up = ev_now_us() + (uint64_t)opt.timeout * 1000000u + 500000u;
+
     kas = calloc((size_t)opt.keepalive, sizeof(*kas));
     if (kas == NULL)
         die("calloc");
@@ -643,6 +663,8 @@ static void ka_start(void)
         if (pthread_create(&k->thread, NULL, ka_main, k) != 0)
             die("pthread_create");
     }
+    while (atomic_load(&ka_ready) < opt.keepalive && ev_now_us() < give_up)
+        sleep_until_us(ev_now_us() + 1000);
 }
 
 /* Joins the threads and prints the keep-alive line; returns true if all went well. */
@@ -837,11 +859,12 @@ int main(int argc, char **argv)
     if (slots == NULL)
         die("calloc");
 
+    if (opt.keepalive > 0)
+        ka_start();   /* connected before the flood starts */
     g.t0 = ev_now_us();
     g.t_measure = g.t0 + (uint64_t)(opt.warmup * 1e6);
     g.t_end = g.t_measure + (uint64_t)(opt.duration * 1e6);
-    if (opt.keepalive > 0)
-        ka_start();   /* first, so that their handshakes are done inside the warm-up */
+    atomic_store_explicit(&ka_go, 1, memory_order_release);
     for (int i = 0; i < opt.conc; i++) {
         struct slot *s = &slots[i];
 
