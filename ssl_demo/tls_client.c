@@ -13,7 +13,7 @@
  * small GET on it in a loop, every --ka-interval ms (0: back to back), and record each
  * request's latency: from the time it was due to be sent (so a late send, behind a slow
  * response, counts its wait; wrk2's correction for coordinated omission) to the last byte
- * of the response. Prints a second line with the keep-alive p50/p99/max; the first line
+ * of the response. Every request due before the end is sent, after the end if it must. Prints a second line with the keep-alive p50/p99/max; the first line
  * still has the flood's handshakes/s. The keep-alive threads use blocking sockets and
  * their own SSL_CTX (never SSL_MODE_ASYNC), so the flood's event loop cannot delay them.
  */
@@ -585,28 +585,28 @@ static void *ka_main(void *arg)
     atomic_fetch_add(&ka_ready, 1);
     while (!atomic_load_explicit(&ka_go, memory_order_acquire))
         sleep_until_us(ev_now_us() + 1000);
-    while ((now = ev_now_us()) < g.t_end) {
+    /* Every request due before the end is sent, late if a slow response held it up
+     * (those are the samples that matter most); none is started after the end plus
+     * --timeout. */
+    for (;;) {
         uint64_t due, done;
         bool closing;
         int ok;
 
+        now = ev_now_us();
+        due = interval == 0 || next == 0 ? now : next;
+        if (due >= g.t_end || now >= g.t_end + (uint64_t)opt.timeout * 1000000u)
+            break;
         if (k->ssl == NULL && !ka_connect(k)) {
             k->failures++;
             if (opt.verbose)
                 fprintf(stderr, "tls_client: keep-alive connect/handshake failed\n");
             sleep_until_us(now + 10000);
-            next = 0;
+            next = 0;   /* the requests due meanwhile are lost: the failure is counted */
             continue;
         }
-        if (interval == 0 || next == 0) {
-            due = now;
-        } else {
-            due = next;
-            if (due > now)
-                sleep_until_us(due);
-            if (due >= g.t_end)
-                break;
-        }
+        if (due > now)
+            sleep_until_us(due);
         next = due + interval;
         ok = ka_request(k, &closing);
         done = ev_now_us();
