@@ -3,13 +3,26 @@
  *   1. round trip of one trivial offload from one job: submit, worker, eventfd,
  *      epoll wake-up, resume. Median and p99 in microseconds.
  *   2. ceiling: trivial offloads per second with J jobs in flight, one event loop.
+ *   3. CPU per offload, in both runs (1 job in flight, and J): CPU time of the
+ *      application's thread (CLOCK_THREAD_CPUTIME_ID) and of the pool's workers (the
+ *      threads named "asyncpool-wrk" in /proc/self/task, read through their per-thread
+ *      CPU clocks, else /proc/self/task/<tid>/schedstat), each divided by the offloads
+ *      made meanwhile. The offloaded call is trivial (an add), so the workers' figure is
+ *      what the hand-over itself costs them: dequeue, wake-up, notify, sleep, spinning.
  *
  * usage: acore_bench [-n round_trips] [-j jobs] [-s seconds] [-w workers] [-c]
  *   -c  callback mode (ASYNC_WAIT_CTX callback) instead of the eventfd
- * Prints one line per measurement, "key=value" pairs, for bench/run.sh to parse.
+ * Prints one line per measurement, "key=value" pairs, for bench/run.sh to parse:
+ *   roundtrip mode= n= median_us= p99_us=
+ *   ceiling mode= jobs= seconds= offloads= offloads_per_s= pool_completed=
+ *   cpu mode= inflight= offloads= app_us_per_offload= worker_us_per_offload= workers=
+ *       source=clock|schedstat
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +42,110 @@ static double now_us(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* ---- CPU time of this thread and of the pool's workers ------------------------------ */
+
+#define MAX_WORKER_TIDS 256
+
+static double thread_cpu_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static const char *cpu_source = "none";
+
+/* CPU time of thread tid of this process, in microseconds; < 0 if unreadable. The clock
+ * id is the kernel's per-thread CPU clock, built the way glibc's pthread_getcpuclockid
+ * builds it (the kernel allows it for threads of the caller's own process). */
+static double tid_cpu_us(pid_t tid)
+{
+    clockid_t clk = (clockid_t)((int)(~(unsigned)tid << 3) | 4 /* per thread */ | 2 /* sched */);
+    struct timespec ts;
+    char path[64];
+    unsigned long long ns;
+    FILE *f;
+    int ok;
+
+    if (clock_gettime(clk, &ts) == 0) {
+        cpu_source = "clock";
+        return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+    }
+    snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", (int)tid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    ok = fscanf(f, "%llu", &ns) == 1;
+    fclose(f);
+    if (!ok)
+        return -1;
+    cpu_source = "schedstat";
+    return ns / 1e3;
+}
+
+/* The pool's workers: the threads of this process named "asyncpool-wrk". */
+static int worker_tids(pid_t *tids, int max)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL && n < max) {
+        char path[300], comm[32] = "";
+        FILE *f;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        if (fgets(comm, sizeof(comm), f) != NULL && strncmp(comm, "asyncpool-wrk", 13) == 0)
+            tids[n++] = (pid_t)atoi(e->d_name);
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+struct cpu_mark {
+    double app_us, wrk_us;
+    pid_t tids[MAX_WORKER_TIDS];
+    int ntids;
+};
+
+static double workers_cpu_us(const struct cpu_mark *m)
+{
+    double t = 0, v;
+    int i;
+
+    for (i = 0; i < m->ntids; i++)
+        if ((v = tid_cpu_us(m->tids[i])) > 0)
+            t += v;
+    return t;
+}
+
+/* Start of a measured stretch; the workers must be running already (they start lazily,
+ * on the first submit: the warm-up did that). */
+static void cpu_begin(struct cpu_mark *m)
+{
+    m->ntids = worker_tids(m->tids, MAX_WORKER_TIDS);
+    m->wrk_us = workers_cpu_us(m);
+    m->app_us = thread_cpu_us();
+}
+
+static void cpu_end(const struct cpu_mark *m, const char *mode, int inflight, long offloads)
+{
+    double app = thread_cpu_us() - m->app_us, wrk = workers_cpu_us(m) - m->wrk_us;
+
+    if (offloads <= 0)
+        offloads = 1;
+    printf("cpu mode=%s inflight=%d offloads=%ld app_us_per_offload=%.3f "
+           "worker_us_per_offload=%.3f workers=%d source=%s\n",
+           mode, inflight, offloads, app / offloads, wrk / offloads, m->ntids, cpu_source);
 }
 
 static int trivial(void *arg)
@@ -63,17 +180,41 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Callback mode: the callback runs on a worker; it wakes the loop with an eventfd of the
- * application's own, as an application would (here: one for all jobs, with a ready list
- * kept as a bitmap would be overkill; we resume every paused job on each wake). */
+/* Callback mode: the callback runs on a worker; it puts the job on the loop's ready list
+ * and wakes the loop with an eventfd of the application's own, as an application does
+ * (ssl_demo's tls_server keeps a locked list; here a lock-free stack: workers push, the
+ * loop takes the whole list at once, so there is no ABA). The eventfd is written only
+ * when the list was empty: the loop takes everything pushed before it reads the list. */
 static int app_efd = -1;
 
-static int app_cb(void *arg)
+struct ready_node {
+    struct ready_node *next;
+    atomic_int queued;
+    int id;
+};
+
+static _Atomic(struct ready_node *) ready_head;
+
+static int app_wake(void)
 {
     uint64_t one = 1;
 
-    (void)arg;
     return write(app_efd, &one, sizeof(one)) == sizeof(one);
+}
+
+static int app_cb(void *arg)
+{
+    struct ready_node *n = arg, *old;
+
+    if (n == NULL) /* the round trip: one job, nothing to list */
+        return app_wake();
+    if (atomic_exchange(&n->queued, 1))
+        return 1; /* already listed; the loop will resume it */
+    old = atomic_load(&ready_head);
+    do
+        n->next = old;
+    while (!atomic_compare_exchange_weak(&ready_head, &old, n));
+    return old != NULL || app_wake();
 }
 
 static int fd_of(ASYNC_WAIT_CTX *w)
@@ -96,10 +237,16 @@ static int run_latency(int n, int cbmode)
     int ep = epoll_create1(EPOLL_CLOEXEC), i, ret, fd = -1;
     struct epoll_event ev = {.events = EPOLLIN}, out;
 
+    struct cpu_mark cm;
+
     if (cbmode)
         ASYNC_WAIT_CTX_set_callback(w, app_cb, NULL);
     for (i = -1000; i < n; i++) { /* 1000 warm-up round trips */
-        double t0 = now_us();
+        double t0;
+
+        if (i == 0)
+            cpu_begin(&cm);
+        t0 = now_us();
         int r = ASYNC_start_job(&job, w, &ret, job_fn, &ap, sizeof(ap));
 
         while (r == ASYNC_PAUSE) {
@@ -125,6 +272,7 @@ static int run_latency(int n, int cbmode)
         if (i >= 0)
             lat[i] = now_us() - t0;
     }
+    cpu_end(&cm, cbmode ? "callback" : "fd", 1, n);
     qsort(lat, n, sizeof(double), cmp_double);
     printf("roundtrip mode=%s n=%d median_us=%.2f p99_us=%.2f\n", cbmode ? "callback" : "fd",
            n, lat[n / 2], lat[(int)(n * 0.99)]);
@@ -140,6 +288,7 @@ static int run_ceiling(int jobs, double seconds, int cbmode)
     ASYNC_JOB **job = calloc(jobs, sizeof(*job));
     struct jobarg *a = calloc(jobs, sizeof(*a));
     struct jobarg **ap = calloc(jobs, sizeof(*ap));
+    struct ready_node *nodes = calloc(jobs, sizeof(*nodes));
     int *paused = calloc(jobs, sizeof(int));
     struct epoll_event *evs = calloc(jobs + 1, sizeof(*evs));
     volatile int stop = 0;
@@ -147,6 +296,7 @@ static int run_ceiling(int jobs, double seconds, int cbmode)
     long total = 0;
     double t0, t1;
     offload_stats s0, s1;
+    struct cpu_mark cm;
 
     if (!ASYNC_init_thread(jobs, jobs)) {
         fprintf(stderr, "ASYNC_init_thread failed\n");
@@ -158,11 +308,13 @@ static int run_ceiling(int jobs, double seconds, int cbmode)
         epoll_ctl(ep, EPOLL_CTL_ADD, app_efd, &ev);
     }
     offload_get_stats(&s0);
+    cpu_begin(&cm); /* the workers run: run_latency started them */
     t0 = now_us();
     for (i = 0; i < jobs; i++) {
         w[i] = ASYNC_WAIT_CTX_new();
+        nodes[i].id = i;
         if (cbmode)
-            ASYNC_WAIT_CTX_set_callback(w[i], app_cb, NULL);
+            ASYNC_WAIT_CTX_set_callback(w[i], app_cb, &nodes[i]);
         a[i].loops = -1;
         a[i].stop = &stop;
         ap[i] = &a[i];
@@ -183,38 +335,50 @@ static int run_ceiling(int jobs, double seconds, int cbmode)
             stop = 1;
         for (k = 0; k < n; k++) {
             uint32_t id = evs[k].data.u32;
-            int lo = id, hi = id + 1;
+            struct ready_node *list = NULL;
 
-            if (cbmode) { /* the app's own fd: resume every paused job */
+            if (cbmode) { /* the app's own fd: resume the jobs on the ready list */
                 uint64_t v;
 
                 if (read(app_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                     return 1;
-                lo = 0;
-                hi = jobs;
+                list = atomic_exchange(&ready_head, NULL);
             }
-            for (i = lo; i < hi; i++) {
+            for (;;) {
                 int r;
 
-                if (!paused[i])
-                    continue;
-                r = ASYNC_start_job(&job[i], w[i], &ret, job_fn, &ap[i], sizeof(ap[i]));
-                if (r == ASYNC_FINISH) {
-                    paused[i] = 0;
-                    live--;
-                } else if (r != ASYNC_PAUSE) {
-                    fprintf(stderr, "ceiling: ASYNC_start_job failed\n");
-                    return 1;
+                if (cbmode) {
+                    if (list == NULL)
+                        break;
+                    i = list->id;
+                    list = list->next;
+                    /* before the resume: a completion during it lists the job again */
+                    atomic_store(&nodes[i].queued, 0);
+                } else {
+                    i = (int)id;
                 }
+                if (paused[i]) {
+                    r = ASYNC_start_job(&job[i], w[i], &ret, job_fn, &ap[i], sizeof(ap[i]));
+                    if (r == ASYNC_FINISH) {
+                        paused[i] = 0;
+                        live--;
+                    } else if (r != ASYNC_PAUSE) {
+                        fprintf(stderr, "ceiling: ASYNC_start_job failed\n");
+                        return 1;
+                    }
+                }
+                if (!cbmode)
+                    break;
             }
         }
     }
     t1 = now_us();
-    offload_get_stats(&s1);
-    for (i = 0; i < jobs; i++) {
+    for (i = 0; i < jobs; i++)
         total += a[i].done;
+    cpu_end(&cm, cbmode ? "callback" : "fd", jobs, total);
+    offload_get_stats(&s1);
+    for (i = 0; i < jobs; i++)
         ASYNC_WAIT_CTX_free(w[i]);
-    }
     printf("ceiling mode=%s jobs=%d seconds=%.2f offloads=%ld offloads_per_s=%.0f "
            "pool_completed=%llu\n",
            cbmode ? "callback" : "fd", jobs, (t1 - t0) / 1e6, total, total / ((t1 - t0) / 1e6),
@@ -225,6 +389,7 @@ static int run_ceiling(int jobs, double seconds, int cbmode)
     free(job);
     free(a);
     free(ap);
+    free(nodes);
     free(paused);
     free(evs);
     return 0;

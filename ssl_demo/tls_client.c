@@ -6,6 +6,16 @@
  * with a live progress line when stderr is a terminal. --async runs the client's own
  * handshakes in SSL_MODE_ASYNC jobs too (fd mode). Exit status 0 only if there was at
  * least one handshake and no failure.
+ *
+ * Responsiveness (--keepalive N): besides the handshake load above (--flood M is -c M,
+ * and may be 0), N threads each hold one keep-alive connection, made before the flood
+ * and the clock start, and send a
+ * small GET on it in a loop, every --ka-interval ms (0: back to back), and record each
+ * request's latency: from the time it was due to be sent (so a late send, behind a slow
+ * response, counts its wait; wrk2's correction for coordinated omission) to the last byte
+ * of the response. Every request due before the end is sent, after the end if it must. Prints a second line with the keep-alive p50/p99/max; the first line
+ * still has the flood's handshakes/s. The keep-alive threads use blocking sockets and
+ * their own SSL_CTX (never SSL_MODE_ASYNC), so the flood's event loop cannot delay them.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -13,13 +23,17 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/async.h>
@@ -48,9 +62,11 @@ static struct {
     int timeout;
     int progress;   /* -1 auto (isatty), 0 off, 1 on */
     bool verbose;
+    int keepalive;       /* keep-alive request threads (0: none) */
+    double ka_interval;  /* ms between one thread's requests (0: back to back) */
 } opt = {
     .host = "127.0.0.1", .port = 8443, .conc = 16, .tls_min = TLS1_2_VERSION,
-    .request = true, .path = "/", .timeout = 10, .progress = -1,
+    .request = true, .path = "/", .timeout = 10, .progress = -1, .ka_interval = 10,
 };
 
 enum cstate { C_CONNECT, C_HANDSHAKE, C_WRITE, C_READ, C_SHUTDOWN };
@@ -415,14 +431,279 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double percentile_ms(double p)
+/* p-th percentile (0..1) of n sorted latencies in microseconds, in milliseconds */
+static double pct_ms(const uint32_t *lat, size_t n, double p)
 {
     size_t i;
 
-    if (g.nlat == 0)
+    if (n == 0)
         return 0;
-    i = (size_t)(p * (double)(g.nlat - 1) + 0.5);
-    return g.lat[i] / 1000.0;
+    i = (size_t)(p * (double)(n - 1) + 0.5);
+    return lat[i] / 1000.0;
+}
+
+static double percentile_ms(double p)
+{
+    return pct_ms(g.lat, g.nlat, p);
+}
+
+/* ---- keep-alive request threads (--keepalive) ------------------------------------ */
+
+struct ka {
+    pthread_t thread;
+    SSL *ssl;
+    int fd;
+    uint32_t *lat;          /* request latencies in microseconds, measured window only */
+    size_t nlat, caplat;
+    uint64_t requests, failures, reconnects;
+    char req[512];
+    size_t req_len;
+    char buf[4096];
+};
+
+static SSL_CTX *ka_ctx;
+static struct ka *kas;
+/* The keep-alive connections are made before the flood starts and the clock runs: each
+ * thread counts itself in ka_ready once connected, then waits for ka_go (main sets
+ * g.t_measure and g.t_end first; the release/acquire pair publishes them). */
+static atomic_int ka_ready, ka_go;
+
+static void ka_close(struct ka *k)
+{
+    if (k->ssl != NULL) {
+        SSL_shutdown(k->ssl);
+        SSL_free(k->ssl);
+        k->ssl = NULL;
+    }
+    if (k->fd >= 0) {
+        close(k->fd);
+        k->fd = -1;
+    }
+}
+
+/* Blocking connect and full handshake, with --timeout on every send and receive. */
+static bool ka_connect(struct ka *k)
+{
+    struct timeval tv = { .tv_sec = opt.timeout };
+    int one = 1;
+
+    k->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (k->fd < 0)
+        return false;
+    setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(k->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(k->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(k->fd, (struct sockaddr *)&peer, sizeof(peer)) != 0
+        || (k->ssl = SSL_new(ka_ctx)) == NULL) {
+        ka_close(k);
+        return false;
+    }
+    SSL_set_fd(k->ssl, k->fd);
+    SSL_set_tlsext_host_name(k->ssl, "localhost");
+    if (SSL_connect(k->ssl) != 1) {
+        ERR_clear_error();
+        ka_close(k);
+        return false;
+    }
+    return true;
+}
+
+/* One GET and its whole response. Returns 1 on success, 0 on failure; *closing is set
+ * when the server said it closes the connection after this response. */
+static int ka_request(struct ka *k, bool *closing)
+{
+    size_t off = 0, rlen = 0, body = 0;
+    long clen = -1;
+
+    *closing = false;
+    while (off < k->req_len) {
+        int r = SSL_write(k->ssl, k->req + off, (int)(k->req_len - off));
+
+        if (r <= 0)
+            return 0;
+        off += (size_t)r;
+    }
+    for (;;) {
+        int r = SSL_read(k->ssl, k->buf + rlen, (int)(sizeof(k->buf) - 1 - rlen));
+        char *end;
+
+        if (r <= 0)
+            return 0;
+        rlen += (size_t)r;
+        k->buf[rlen] = '\0';
+        if (body == 0) {
+            char *cl;
+
+            end = strstr(k->buf, "\r\n\r\n");
+            if (end == NULL) {
+                if (rlen >= sizeof(k->buf) - 1)
+                    return 0;
+                continue;
+            }
+            if (strncmp(k->buf, "HTTP/1.", 7) != 0 || strncmp(k->buf + 8, " 200", 4) != 0)
+                return 0;
+            *end = '\0';
+            cl = strcasestr(k->buf, "\r\nContent-Length:");
+            if (cl == NULL)
+                return 0;   /* keep-alive needs a length */
+            clen = strtol(cl + 17, NULL, 10);
+            *closing = strcasestr(k->buf, "\r\nConnection: close") != NULL;
+            body = (size_t)(end - k->buf) + 4;
+        }
+        if (rlen - body >= (size_t)clen)
+            return 1;
+        if (rlen >= sizeof(k->buf) - 1) {   /* a long body: keep only the header's place */
+            clen -= (long)(rlen - body);
+            rlen = body;
+        }
+    }
+}
+
+static void sleep_until_us(uint64_t t)
+{
+    struct timespec ts = { .tv_sec = (time_t)(t / 1000000u),
+                           .tv_nsec = (long)(t % 1000000u) * 1000 };
+
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+static void *ka_main(void *arg)
+{
+    struct ka *k = arg;
+    uint64_t interval = (uint64_t)(opt.ka_interval * 1000.0);
+    uint64_t next = 0, now, give_up = ev_now_us() + (uint64_t)opt.timeout * 1000000u;
+
+    while (!ka_connect(k)) {
+        k->failures++;
+        if (opt.verbose)
+            fprintf(stderr, "tls_client: keep-alive connect/handshake failed\n");
+        if (ev_now_us() > give_up)
+            break;
+        sleep_until_us(ev_now_us() + 10000);
+    }
+    atomic_fetch_add(&ka_ready, 1);
+    while (!atomic_load_explicit(&ka_go, memory_order_acquire))
+        sleep_until_us(ev_now_us() + 1000);
+    /* Every request due before the end is sent, late if a slow response held it up
+     * (those are the samples that matter most); none is started after the end plus
+     * --timeout. */
+    for (;;) {
+        uint64_t due, done;
+        bool closing;
+        int ok;
+
+        now = ev_now_us();
+        due = interval == 0 || next == 0 ? now : next;
+        if (due >= g.t_end || now >= g.t_end + (uint64_t)opt.timeout * 1000000u)
+            break;
+        if (k->ssl == NULL && !ka_connect(k)) {
+            k->failures++;
+            if (opt.verbose)
+                fprintf(stderr, "tls_client: keep-alive connect/handshake failed\n");
+            sleep_until_us(now + 10000);
+            next = 0;   /* the requests due meanwhile are lost: the failure is counted */
+            continue;
+        }
+        if (due > now)
+            sleep_until_us(due);
+        next = due + interval;
+        ok = ka_request(k, &closing);
+        done = ev_now_us();
+        if (!ok) {
+            k->failures++;
+            if (opt.verbose) {
+                fprintf(stderr, "tls_client: keep-alive request failed\n");
+                ERR_print_errors_fp(stderr);
+            }
+            ERR_clear_error();
+            ka_close(k);
+            next = 0;
+            continue;
+        }
+        if (due >= g.t_measure && due < g.t_end) {
+            uint64_t us = done - due;
+
+            if (k->nlat == k->caplat) {
+                size_t cap = k->caplat ? k->caplat * 2 : 4096;
+                uint32_t *p = realloc(k->lat, cap * sizeof(*p));
+
+                if (p == NULL)
+                    die("out of memory");
+                k->lat = p;
+                k->caplat = cap;
+            }
+            k->lat[k->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+            k->requests++;
+        }
+        if (closing) {   /* the server ends keep-alive (nginx's keepalive_requests) */
+            k->reconnects++;
+            ka_close(k);
+        }
+    }
+    ka_close(k);
+    return NULL;
+}
+
+/* Starts the threads and waits (up to --timeout) until their connections are made. */
+static void ka_start(void)
+{
+    uint64_t give_up = ev_now_us() + (uint64_t)opt.timeout * 1000000u + 500000u;
+
+    kas = calloc((size_t)opt.keepalive, sizeof(*kas));
+    if (kas == NULL)
+        die("calloc");
+    for (int i = 0; i < opt.keepalive; i++) {
+        struct ka *k = &kas[i];
+
+        k->fd = -1;
+        k->req_len = (size_t)snprintf(k->req, sizeof(k->req),
+                                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tls_client\r\n"
+                                      "Connection: keep-alive\r\n\r\n", opt.path, opt.host);
+        if (pthread_create(&k->thread, NULL, ka_main, k) != 0)
+            die("pthread_create");
+    }
+    while (atomic_load(&ka_ready) < opt.keepalive && ev_now_us() < give_up)
+        sleep_until_us(ev_now_us() + 1000);
+}
+
+/* Joins the threads and prints the keep-alive line; returns true if all went well. */
+static bool ka_finish(void)
+{
+    uint64_t reqs = 0, fails = 0, recon = 0;
+    uint32_t *all;
+    size_t n = 0;
+
+    for (int i = 0; i < opt.keepalive; i++) {
+        pthread_join(kas[i].thread, NULL);
+        n += kas[i].nlat;
+    }
+    all = malloc((n ? n : 1) * sizeof(*all));
+    if (all == NULL)
+        die("out of memory");
+    n = 0;
+    for (int i = 0; i < opt.keepalive; i++) {
+        struct ka *k = &kas[i];
+
+        if (k->nlat)
+            memcpy(all + n, k->lat, k->nlat * sizeof(*all));
+        n += k->nlat;
+        reqs += k->requests;
+        fails += k->failures;
+        recon += k->reconnects;
+        free(k->lat);
+    }
+    qsort(all, n, sizeof(*all), cmp_u32);
+    printf("tls_client: keepalive clients=%d interval_ms=%.1f requests=%llu failures=%llu "
+           "reconnects=%llu req_per_s=%.1f ka_p50_ms=%.3f ka_p90_ms=%.3f ka_p99_ms=%.3f "
+           "ka_max_ms=%.3f\n",
+           opt.keepalive, opt.ka_interval, (unsigned long long)reqs,
+           (unsigned long long)fails, (unsigned long long)recon,
+           opt.duration > 0 ? (double)reqs / opt.duration : 0.0, pct_ms(all, n, 0.50),
+           pct_ms(all, n, 0.90), pct_ms(all, n, 0.99), n ? all[n - 1] / 1000.0 : 0.0);
+    free(all);
+    free(kas);
+    return reqs > 0 && fails == 0;
 }
 
 static void usage(FILE *f)
@@ -443,7 +724,13 @@ static void usage(FILE *f)
         "      --path P          request path (default /)\n"
         "      --timeout S       per-connection timeout (default 10)\n"
         "      --progress, --no-progress   live line (default: when stderr is a tty)\n"
-        "  -v, --verbose         print each failure\n");
+        "  -v, --verbose         print each failure\n"
+        "Responsiveness (duration mode only):\n"
+        "      --keepalive N     N threads, one established keep-alive connection each,\n"
+        "                        sending a GET in a loop; prints their latency p50/p99\n"
+        "      --flood M         the handshake load meanwhile: same as -c M; 0 = none\n"
+        "      --ka-interval MS  one thread's requests are due every MS ms (default 10;\n"
+        "                        0 = back to back); latency counts from the due time\n");
 }
 
 static void parse_args(int argc, char **argv)
@@ -460,6 +747,8 @@ static void parse_args(int argc, char **argv)
         { "timeout", required_argument, NULL, 't' },
         { "progress", no_argument, NULL, 'g' }, { "no-progress", no_argument, NULL, 'G' },
         { "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
+        { "keepalive", required_argument, NULL, 'K' }, { "flood", required_argument, NULL, 'F' },
+        { "ka-interval", required_argument, NULL, 'I' },
         { NULL, 0, NULL, 0 }
     };
     int ch;
@@ -483,12 +772,17 @@ static void parse_args(int argc, char **argv)
         case 'g': opt.progress = 1; break;
         case 'G': opt.progress = 0; break;
         case 'v': opt.verbose = true; break;
+        case 'K': opt.keepalive = atoi(optarg); break;
+        case 'F': opt.conc = atoi(optarg); break;
+        case 'I': opt.ka_interval = atof(optarg); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
     }
-    if (optind != argc || opt.conc < 1 || opt.port <= 0 || opt.port > 65535
-        || opt.timeout < 1 || opt.count < 0 || opt.duration < 0) {
+    if (optind != argc || opt.conc < (opt.keepalive > 0 ? 0 : 1) || opt.port <= 0
+        || opt.port > 65535 || opt.timeout < 1 || opt.count < 0 || opt.duration < 0
+        || opt.keepalive < 0 || opt.keepalive > 1024 || opt.ka_interval < 0
+        || (opt.keepalive > 0 && opt.count > 0)) {
         usage(stderr);
         exit(2);
     }
@@ -498,11 +792,43 @@ static void parse_args(int argc, char **argv)
         opt.warmup = 0;   /* a count means every connection counts */
 }
 
+/* keepalive: for the keep-alive threads (no session callback: it is not thread-safe) */
+static SSL_CTX *make_ctx(bool keepalive)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    if (ctx == NULL)
+        die("SSL_CTX_new");
+    if (!SSL_CTX_set_min_proto_version(ctx, opt.tls_min)
+        || !SSL_CTX_set_max_proto_version(ctx, opt.tls_max))
+        die("bad TLS version");
+    if (opt.ciphers && SSL_CTX_set_cipher_list(ctx, opt.ciphers) != 1)
+        die("bad --ciphers %s", opt.ciphers);
+    if (opt.ciphersuites && SSL_CTX_set_ciphersuites(ctx, opt.ciphersuites) != 1)
+        die("bad --ciphersuites %s", opt.ciphersuites);
+    /* Test certificates on loopback: no verification. The callback replaces
+     * X509_verify_cert, which SSL_VERIFY_NONE alone still runs (and ignores): chain
+     * building is client CPU that would be taken from the server under test. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_cert_verify_callback(ctx, accept_any_chain, NULL);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if (opt.resume && !keepalive) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT
+                                            | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+    } else {
+        /* Full handshakes: no cache, and ask the server for no tickets (TLS 1.2). */
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
+    return ctx;
+}
+
 int main(int argc, char **argv)
 {
     int have_ap;
     uint64_t next_progress, hard_end, now;
-    bool tty;
+    bool tty, ka_ok = true;
     double secs;
     char counters[2048];
 
@@ -522,42 +848,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "tls_client: asyncpool provider NOT loaded: --async jobs will "
                         "never pause\n");
 
-    ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL)
-        die("SSL_CTX_new");
-    if (!SSL_CTX_set_min_proto_version(ctx, opt.tls_min)
-        || !SSL_CTX_set_max_proto_version(ctx, opt.tls_max))
-        die("bad TLS version");
-    if (opt.ciphers && SSL_CTX_set_cipher_list(ctx, opt.ciphers) != 1)
-        die("bad --ciphers %s", opt.ciphers);
-    if (opt.ciphersuites && SSL_CTX_set_ciphersuites(ctx, opt.ciphersuites) != 1)
-        die("bad --ciphersuites %s", opt.ciphersuites);
-    /* Test certificates on loopback: no verification. The callback replaces
-     * X509_verify_cert, which SSL_VERIFY_NONE alone still runs (and ignores): chain
-     * building is client CPU that would be taken from the server under test. */
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_cert_verify_callback(ctx, accept_any_chain, NULL);
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    if (opt.resume) {
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT
-                                            | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-        SSL_CTX_sess_set_new_cb(ctx, on_new_session);
-    } else {
-        /* Full handshakes: no cache, and ask the server for no tickets (TLS 1.2). */
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-    }
+    ctx = make_ctx(false);
+    if (opt.keepalive > 0)
+        ka_ctx = make_ctx(true);   /* never SSL_MODE_ASYNC: its threads block */
     if (opt.async)
         SSL_CTX_set_mode(ctx, SSL_MODE_ASYNC);
 
     loop = ev_loop_new();
-    slots = calloc((size_t)opt.conc, sizeof(*slots));
+    slots = calloc((size_t)(opt.conc > 0 ? opt.conc : 1), sizeof(*slots));
     if (slots == NULL)
         die("calloc");
 
+    if (opt.keepalive > 0)
+        ka_start();   /* connected before the flood starts */
     g.t0 = ev_now_us();
     g.t_measure = g.t0 + (uint64_t)(opt.warmup * 1e6);
     g.t_end = g.t_measure + (uint64_t)(opt.duration * 1e6);
+    atomic_store_explicit(&ka_go, 1, memory_order_release);
     for (int i = 0; i < opt.conc; i++) {
         struct slot *s = &slots[i];
 
@@ -624,13 +931,16 @@ int main(int argc, char **argv)
            secs > 0 ? (double)g.handshakes / secs : 0.0,
            percentile_ms(0.50), percentile_ms(0.99), opt.conc, opt.async ? 1 : 0,
            opt.async ? counters : "");
+    if (opt.keepalive > 0)
+        ka_ok = ka_finish();
 
     free(g.lat);
     free(slots);
     if (last_session)
         SSL_SESSION_free(last_session);
     SSL_CTX_free(ctx);
+    SSL_CTX_free(ka_ctx);
     ev_loop_free(loop);
     apstats_close();
-    return g.failures == 0 && g.handshakes > 0 ? 0 : 1;
+    return g.failures == 0 && (g.handshakes > 0 || opt.conc == 0) && ka_ok ? 0 : 1;
 }

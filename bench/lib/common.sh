@@ -99,13 +99,21 @@ server_ticks() {
   echo "$t"
 }
 
-# fmtn VALUE: 3 significant-ish digits, "-" stays "-"
+# fmtn VALUE: 3 significant-ish digits, "-" stays "-" (bash's printf: no process spawned,
+# the report formats a few thousand values)
 fmtn() {
-  awk -v x="$1" 'BEGIN {
-    if (x == "" || x == "-") { print "-"; exit }
-    a = (x < 0) ? -x : x
-    if (a >= 1000) printf "%.0f\n", x; else if (a >= 100) printf "%.0f\n", x
-    else if (a >= 10) printf "%.1f\n", x; else printf "%.2f\n", x }'
+  local x=$1 a i
+  if [ -z "$x" ] || [ "$x" = - ]; then echo "-"; return; fi
+  if [[ ! $x =~ ^-?[0-9]*\.?[0-9]*$ ]]; then
+    awk -v x="$x" 'BEGIN { a = (x < 0) ? -x : x
+      if (a >= 100) printf "%.0f\n", x; else if (a >= 10) printf "%.1f\n", x; else printf "%.2f\n", x }'
+    return
+  fi
+  a=${x#-} i=${a%%.*}
+  i=$((10#${i:-0}))
+  if [ "$i" -ge 100 ]; then printf '%.0f\n' "$x"
+  elif [ "$i" -ge 10 ]; then printf '%.1f\n' "$x"
+  else printf '%.2f\n' "$x"; fi
 }
 
 # machine_busy -> "busy steal" jiffies summed over all CPUs since boot (/proc/stat "cpu"

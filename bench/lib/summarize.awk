@@ -2,13 +2,14 @@
 # In:  group test metric contender round value   (tab-separated, bench/run.sh's data)
 # Out: group test metric contender median n min max ratioA ratioB rAmin rAmax rBmin rBmax
 #   ratioA: median over rounds of value / anchor's value in the same round, anchor A
-#           (speed: defM = default -multi <cores>; tls: nginx)
-#   ratioB: the same against anchor B (speed: def1 = default one process; tls: sync)
+#           (speed: defM = default -multi <cores>; tls and resp: nginx)
+#   ratioB: the same against anchor B (speed: def1 = default one process; tls and resp: sync)
 # A ratio taken round by round compares runs made a few seconds apart (the contenders
 # alternate within a round), so it cancels slow drift better than a ratio of medians.
 # rXmin/rXmax: the lowest and highest per-round ratio (the noise the median sits in).
 # "-" where there is no anchor value.
-BEGIN { FS = OFS = "\t"; A["speed"] = "defM"; B["speed"] = "def1"; A["tls"] = "nginx"; B["tls"] = "sync" }
+BEGIN { FS = OFS = "\t"; A["speed"] = "defM"; B["speed"] = "def1"; A["tls"] = "nginx"; B["tls"] = "sync"
+        A["resp"] = "nginx"; B["resp"] = "sync" }
 
 function lo(s,   a, n, i, m) { n = split(s, a, " "); if (!n) return "-"; m = a[1] + 0
   for (i = 2; i <= n; i++) if (a[i] + 0 < m) m = a[i] + 0; return m }
