@@ -410,8 +410,9 @@ static void wait_ctx_cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD
      * job waits them out, see cb_may_finish); only an application that frees a WAIT_CTX
      * while its job is paused, which libcrypto documents as a leak, gets here with one.
      * dead (seq_cst) orders this read after the store: a worker that enters later sees
-     * dead and does not call. */
-    while (atomic_load(&n->cb_active) != 0)
+     * dead and does not call. In a fork child the count is the parent's: no worker of
+     * ours will ever leave it. */
+    while (notifier_ours(n) && atomic_load(&n->cb_active) != 0)
         sched_yield();
     notifier_put(n);
 }
