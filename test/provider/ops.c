@@ -85,6 +85,27 @@ int op_verify(void *p)
     return sig_common(p, 1);
 }
 
+/* OpenSSL 3.2+; the name is spelled out so that a build against older headers still
+ * asks for it when it runs on a newer libcrypto. */
+#ifndef OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION
+#define OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION "implicit-rejection"
+#endif
+
+/* Implicit rejection off, where the ctx has the switch: before 3.2 rejection is always
+ * explicit, and the parameter is unknown. */
+static int explicit_rejection(EVP_PKEY_CTX *pc)
+{
+    unsigned int off = 0;
+    OSSL_PARAM ps[] = {OSSL_PARAM_uint(OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION, &off),
+                       OSSL_PARAM_END};
+
+    if (OSSL_PARAM_locate_const(EVP_PKEY_CTX_settable_params(pc),
+                                OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION) == NULL)
+        return 1;
+    return EVP_PKEY_CTX_set_params(pc, ps) > 0;
+}
+
+/* dec: 0 encrypt, 1 decrypt, 2 decrypt with explicit PKCS#1 v1.5 rejection. */
 static int enc_common(op_enc *o, int dec)
 {
     EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(o->lib, o->key, o->propq);
@@ -95,7 +116,8 @@ static int enc_common(op_enc *o, int dec)
     if ((dec ? EVP_PKEY_decrypt_init(pc) : EVP_PKEY_encrypt_init(pc)) > 0
         && EVP_PKEY_CTX_set_rsa_padding(pc, o->pad) > 0
         && (o->oaepmd == NULL || EVP_PKEY_CTX_set_rsa_oaep_md_name(pc, o->oaepmd, NULL) > 0)
-        && (o->mgf1md == NULL || EVP_PKEY_CTX_set_rsa_mgf1_md_name(pc, o->mgf1md, NULL) > 0)) {
+        && (o->mgf1md == NULL || EVP_PKEY_CTX_set_rsa_mgf1_md_name(pc, o->mgf1md, NULL) > 0)
+        && (dec != 2 || o->pad != RSA_PKCS1_PADDING || explicit_rejection(pc))) {
         ok = 1;
         if (o->labellen > 0) {
             unsigned char *l = OPENSSL_memdup(o->label, o->labellen);
@@ -120,6 +142,11 @@ int op_encrypt(void *p)
 int op_decrypt(void *p)
 {
     return enc_common(p, 1);
+}
+
+int op_decrypt_explicit(void *p)
+{
+    return enc_common(p, 2);
 }
 
 int op_derive(void *p)

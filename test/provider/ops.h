@@ -45,6 +45,9 @@ typedef struct op_enc {
 } op_enc;
 int op_encrypt(void *p);
 int op_decrypt(void *p);
+/* op_decrypt, but bad PKCS#1 v1.5 padding is an error on every 3.x: implicit rejection
+ * (since 3.2: a substitute message instead of an error) is turned off. */
+int op_decrypt_explicit(void *p);
 
 typedef struct op_dh {
     OSSL_LIB_CTX *lib;

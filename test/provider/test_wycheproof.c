@@ -10,6 +10,10 @@
  * counted "openssl-divergent" and listed by tcId; that is allowed only for the known
  * cases in KNOWN[] below (each with its reason), so a new divergence fails the test.
  *
+ * Files of algorithms asyncpool does not offer (NOT_HERE[], by schema) are listed as
+ * skipped. PKCS#1 v1.5 decryption runs with implicit rejection off (OpenSSL 3.2+ has it
+ * on), so that bad padding is an error as the file expects, on every 3.x.
+ *
  * Exit 77 (ctest SKIP_RETURN_CODE) when the vector folder is missing.
  */
 #define _GNU_SOURCE
@@ -84,6 +88,25 @@ static const struct known {
     {"ecdh_secp384r1_test.json", "LargeCofactor", NULL,
      "OpenSSL accepts an explicit-parameter P-384 peer key with cofactor = n"},
 };
+
+/* Vector files this test leaves out, by schema, each with the reason. A file whose
+ * schema is neither handled below nor listed here fails the test. */
+static const struct not_here {
+    const char *schema_prefix, *why;
+} NOT_HERE[] = {
+    {"mlkem_", "ML-KEM (OpenSSL 3.5+): asyncpool offers no KEM; not run by this test"},
+    {"mldsa_", "ML-DSA (OpenSSL 3.5+): asyncpool does not offer it; not run by this test"},
+};
+
+static const char *not_here(const char *schema)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(NOT_HERE) / sizeof(NOT_HERE[0]); i++)
+        if (strncmp(schema, NOT_HERE[i].schema_prefix, strlen(NOT_HERE[i].schema_prefix)) == 0)
+            return NOT_HERE[i].why;
+    return NULL;
+}
 
 static int is_known(const char *file, const vec *v)
 {
@@ -207,7 +230,8 @@ static int run_vec(vec *v, const char *propq, int r)
         v->enc.propq = propq;
         v->enc.out = v->out[r];
         v->enc.outlen = 1024;
-        ok = op_decrypt(&v->enc);
+        /* The file expects an error for bad padding, not 3.2+'s substitute message. */
+        ok = op_decrypt_explicit(&v->enc);
         v->outlen[r] = v->enc.outlen;
         v->err[r] = v->enc.err;
         break;
@@ -526,6 +550,11 @@ static int run_file(const char *dir, const char *fname)
         fprintf(stderr, "FAIL %s: no schema/algorithm/testGroups\n", fname);
         json_object_put(root);
         return 1;
+    }
+    if (not_here(f.schema) != NULL) {
+        printf("wycheproof %-42s skipped: %s\n", fname, not_here(f.schema));
+        json_object_put(root);
+        return 0;
     }
     ngroups = (int)json_object_array_length(groups);
     gkeys = calloc((size_t)ngroups + 1, sizeof(EVP_PKEY *));
