@@ -19,6 +19,10 @@
 
 /* Outside an async job, offload and block instead of running inline. */
 #define ACORE_BLOCK 0x1u
+/* Inside a job, never hand the application an eventfd that select() cannot wait on
+ * (>= FD_SETSIZE): a job that would get one runs its calls inline instead. For
+ * applications that wait with select(), such as openssl speed. */
+#define ACORE_SELECT_FDS 0x2u
 
 typedef struct acore_trace {
     int offloaded;   /* 1 if fn ran on a worker, 0 if inline */

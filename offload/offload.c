@@ -13,7 +13,12 @@
  *  - The pool struct is a process-wide static; its fields are guarded as noted on each.
  *  - An offload_req belongs to its submitter, except from a successful offload_submit()
  *    until done() returns, when it belongs to the pool (queued, then one worker's).
- *  - An offload_waiter belongs to the pool from offload_wait_space() until wake().
+ *  - An offload_waiter's list fields belong to the pool while it is registered (under
+ *    wait_lock); see offload.h for when a registration ends.
+ *
+ * Lock order (every path that takes more than one): bcast_serial -> mu -> busy[i] ->
+ * deq_lock -> wait_lock -> bcast_lock. fork's prepare handler takes all of them in that
+ * order; a worker holds at most busy and one of deq_lock / wait_lock / bcast_lock.
  */
 #define _GNU_SOURCE
 #define _LGPL_SOURCE
@@ -85,11 +90,16 @@ static struct pool {
     _Alignas(CACHELINE) atomic_uint wake_seq;
     atomic_int sleepers;
 
-    /* Space waiters: FIFO, singly linked through offload_waiter.link, under wait_lock.
-     * nwaiters mirrors the list length so workers can skip the lock when it is 0. */
+    /* Space waiters: FIFO, doubly linked through next_/prev_ (so a cancel is O(1)),
+     * under wait_lock. nwaiters mirrors the list length so that workers can skip the
+     * lock when it is 0. */
     _Alignas(CACHELINE) pthread_mutex_t wait_lock;
     offload_waiter *wait_first, *wait_last;
     atomic_int nwaiters;
+    /* Wake-ups handed back by owners that took one and went away (offload_pass_wake),
+     * for a worker to pass on: wake() may signal an application's callback, which must
+     * run on a worker, not on the thread that freed its WAIT_CTX. */
+    atomic_int pass_pending;
 
     /* Broadcast to every worker (offload_on_each_worker). */
     pthread_mutex_t bcast_serial; /* one broadcast at a time */
@@ -149,6 +159,8 @@ static void wake_workers(int n)
     futex_wake(&pool.wake_seq, n);
 }
 
+static void serve_passed_wakes(void);
+
 static offload_req *dequeue(struct worker *w)
 {
     struct cds_wfcq_node *node;
@@ -166,28 +178,52 @@ static offload_req *dequeue(struct worker *w)
     return req;
 }
 
+/* Under wait_lock. */
+static void unlink_waiter_locked(offload_waiter *w)
+{
+    if (w->prev_ != NULL)
+        w->prev_->next_ = w->next_;
+    else
+        pool.wait_first = w->next_;
+    if (w->next_ != NULL)
+        w->next_->prev_ = w->prev_;
+    else
+        pool.wait_last = w->prev_;
+    w->next_ = w->prev_ = NULL;
+    w->queued_ = 0;
+    atomic_fetch_sub(&pool.nwaiters, 1);
+}
+
 static offload_waiter *pop_waiter(void)
 {
     offload_waiter *w;
 
     pthread_mutex_lock(&pool.wait_lock);
     w = pool.wait_first;
-    if (w != NULL) {
-        pool.wait_first = (offload_waiter *)w->link.opaque_;
-        if (pool.wait_first == NULL)
-            pool.wait_last = NULL;
-        atomic_fetch_sub(&pool.nwaiters, 1);
-    }
+    if (w != NULL)
+        unlink_waiter_locked(w);
     pthread_mutex_unlock(&pool.wait_lock);
     return w;
 }
 
-static void wake_one_waiter(void)
+/* One slot is free: wake waiters until one takes it (see offload_waiter). */
+static void wake_space_waiter(void)
 {
-    offload_waiter *w = pop_waiter();
+    offload_waiter *w;
 
-    if (w != NULL)
-        w->wake(w, 0);
+    while ((w = pop_waiter()) != NULL)
+        if (w->wake(w, 0))
+            break;
+}
+
+/* The pool is stopping: end every registration. Each owner retries, is told
+ * OFFLOAD_STOPPED, and runs its call inline. */
+static void wake_all_waiters(void)
+{
+    offload_waiter *w;
+
+    while ((w = pop_waiter()) != NULL)
+        (void)w->wake(w, 0);
 }
 
 static void serve_broadcast(struct worker *w)
@@ -224,14 +260,19 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), "asyncpool-wrk"); /* for top -H and perf */
     for (;;) {
         serve_broadcast(w);
+        if (atomic_load_explicit(&pool.pass_pending, memory_order_relaxed) > 0)
+            serve_passed_wakes();
         req = dequeue(w);
         if (req != NULL) {
+            /* busy first: fork's prepare waits for it, so no fork happens while this
+             * worker is between taking a request and finishing it, a space wake-up
+             * included (a child would inherit a popped waiter that nobody ends). */
+            pthread_mutex_lock(&w->busy);
             /* The slot is free once the request is off the queue. seq_cst pairs with
              * the nwaiters increment in offload_wait_space (see there). */
             atomic_fetch_sub(&pool.depth, 1);
             if (atomic_load(&pool.nwaiters) > 0)
-                wake_one_waiter();
-            pthread_mutex_lock(&w->busy);
+                wake_space_waiter();
             req->run(req);
             /* Count before done(): after done() the submitter may read the counters
              * and must see its own completion. */
@@ -241,14 +282,20 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&w->busy);
             continue;
         }
-        if (atomic_load(&pool.stopping))
+        if (atomic_load(&pool.stopping)) {
+            /* accepting was closed before stopping was set, and a registration checks
+             * accepting under wait_lock: no waiter can be added after this flush. The
+             * wake-ups run here, on a worker, like every other. */
+            wake_all_waiters();
             break;
+        }
 
         /* Sleep. Announce first, then re-check every wake condition. */
         atomic_fetch_add(&pool.sleepers, 1);
         unsigned seq = atomic_load(&pool.wake_seq);
         if (queue_empty() && !atomic_load(&pool.stopping)
-            && atomic_load(&pool.bcast_gen) == w->bcast_seen)
+            && atomic_load(&pool.bcast_gen) == w->bcast_seen
+            && atomic_load(&pool.pass_pending) == 0)
             futex_wait(&pool.wake_seq, seq);
         atomic_fetch_sub(&pool.sleepers, 1);
     }
@@ -318,6 +365,9 @@ static void fork_prepare(void)
     atomic_store(&pool.fork_hold, 1);
     while (atomic_load(&pool.submitting) > 0)
         sched_yield();
+    /* The documented lock order: bcast_serial before mu, as offload_on_each_worker
+     * takes them (a provider teardown broadcasting while another thread forks). */
+    pthread_mutex_lock(&pool.bcast_serial);
     pthread_mutex_lock(&pool.mu);
     /* Wait for running requests to finish; lock order busy -> deq_lock matches no
      * worker path (a worker never holds both). */
@@ -325,7 +375,6 @@ static void fork_prepare(void)
         pthread_mutex_lock(&pool.workers[i].busy);
     pthread_mutex_lock(&pool.deq_lock);
     pthread_mutex_lock(&pool.wait_lock);
-    pthread_mutex_lock(&pool.bcast_serial);
     pthread_mutex_lock(&pool.bcast_lock);
 }
 
@@ -334,12 +383,12 @@ static void fork_parent(void)
     unsigned i;
 
     pthread_mutex_unlock(&pool.bcast_lock);
-    pthread_mutex_unlock(&pool.bcast_serial);
     pthread_mutex_unlock(&pool.wait_lock);
     pthread_mutex_unlock(&pool.deq_lock);
     for (i = 0; i < pool.nthreads; i++)
         pthread_mutex_unlock(&pool.workers[i].busy);
     pthread_mutex_unlock(&pool.mu);
+    pthread_mutex_unlock(&pool.bcast_serial);
     atomic_store(&pool.fork_hold, 0);
 }
 
@@ -369,11 +418,9 @@ static void fork_child(void)
         req->done(req, OFFLOAD_ABORTED);
     }
     while ((w = pool.wait_first) != NULL) {
-        pool.wait_first = (offload_waiter *)w->link.opaque_;
-        w->wake(w, 1);
+        unlink_waiter_locked(w);
+        (void)w->wake(w, 1);
     }
-    pool.wait_last = NULL;
-    atomic_store(&pool.nwaiters, 0);
 
     free(pool.workers);
     pool.workers = NULL;
@@ -381,13 +428,14 @@ static void fork_child(void)
     atomic_store(&pool.running, 0); /* threads start again on the child's first submit */
     atomic_store(&pool.depth, 0);
     atomic_store(&pool.sleepers, 0);
+    atomic_store(&pool.pass_pending, 0); /* the parent's waiters were aborted above */
     __cds_wfcq_init(&pool.head, &pool.tail);
 
     pthread_mutex_unlock(&pool.bcast_lock);
-    pthread_mutex_unlock(&pool.bcast_serial);
     pthread_mutex_unlock(&pool.wait_lock);
     pthread_mutex_unlock(&pool.deq_lock);
     pthread_mutex_unlock(&pool.mu);
+    pthread_mutex_unlock(&pool.bcast_serial);
     atomic_store(&pool.submitting, 0);
     atomic_store(&pool.fork_hold, 0);
 }
@@ -433,7 +481,6 @@ int offload_start(const offload_config *cfg)
 void offload_stop(void)
 {
     unsigned i;
-    offload_waiter *w;
 
     pthread_mutex_lock(&pool.mu);
     if (pool.refs == 0 || --pool.refs > 0) {
@@ -459,10 +506,10 @@ void offload_stop(void)
         atomic_store(&pool.running, 0);
         atomic_store(&pool.stopping, 0);
     }
-    /* Waiters retry, get OFFLOAD_STOPPED, and run their call inline. The lock orders
-     * this flush after any registration that saw accepting == 1. */
-    while ((w = pop_waiter()) != NULL)
-        w->wake(w, 0);
+    /* The exiting workers flushed the waiters; this flush is for a pool whose threads
+     * never started (then nobody could have been told OFFLOAD_FULL, and the list is
+     * empty) and keeps the contract whatever changes above. */
+    wake_all_waiters();
     pthread_mutex_unlock(&pool.mu);
 }
 
@@ -510,21 +557,69 @@ int offload_wait_space(offload_waiter *w)
     pthread_mutex_lock(&pool.wait_lock);
     if (!atomic_load(&pool.accepting)) {
         pthread_mutex_unlock(&pool.wait_lock);
-        return 0;
+        return OFFLOAD_WAIT_STOPPED;
     }
-    w->link.opaque_ = NULL;
+    if (w->queued_) {
+        /* Registered earlier, when the queue was full; the dequeue that frees a slot
+         * will see it (nwaiters > 0) and pop it or one ahead of it. */
+        pthread_mutex_unlock(&pool.wait_lock);
+        return OFFLOAD_WAIT_ALREADY;
+    }
+    w->next_ = NULL;
+    w->prev_ = pool.wait_last;
     if (pool.wait_last != NULL)
-        pool.wait_last->link.opaque_ = w;
+        pool.wait_last->next_ = w;
     else
         pool.wait_first = w;
     pool.wait_last = w;
+    w->queued_ = 1;
     /* seq_cst, then read depth: pairs with a worker's depth decrement followed by its
-     * read of nwaiters. Either that worker sees us, or we see the slot it freed. */
+     * read of nwaiters. Either that worker sees us (and pops a waiter), or we see the
+     * slot it freed. In the second case we do not wake anyone from here: whatever a
+     * wake-up signals (an eventfd, an application's callback) must not run on the
+     * submitting thread, which may be inside another connection's job. We take our
+     * own registration back and tell the caller to retry; if a worker popped us
+     * meanwhile, its wake() is on the way and the registration stands. */
     atomic_fetch_add(&pool.nwaiters, 1);
     pthread_mutex_unlock(&pool.wait_lock);
-    if (atomic_load(&pool.depth) < pool.cfg.capacity)
-        wake_one_waiter();
-    return 1;
+    if (atomic_load(&pool.depth) < pool.cfg.capacity && offload_cancel_wait(w))
+        return OFFLOAD_WAIT_RETRY;
+    return OFFLOAD_WAIT_ADDED;
+}
+
+int offload_cancel_wait(offload_waiter *w)
+{
+    int removed = 0;
+
+    pthread_mutex_lock(&pool.wait_lock);
+    if (w->queued_) {
+        unlink_waiter_locked(w);
+        removed = 1;
+    }
+    pthread_mutex_unlock(&pool.wait_lock);
+    return removed;
+}
+
+void offload_pass_wake(void)
+{
+    /* seq_cst add, then read sleepers: pairs with a worker's sleepers increment
+     * followed by its re-check of pass_pending (see worker_main). */
+    atomic_fetch_add(&pool.pass_pending, 1);
+    if (atomic_load(&pool.sleepers) > 0)
+        wake_workers(1);
+}
+
+/* Pass on the wake-ups handed back by offload_pass_wake. */
+static void serve_passed_wakes(void)
+{
+    int n = atomic_load(&pool.pass_pending);
+
+    while (n > 0) {
+        if (atomic_compare_exchange_weak(&pool.pass_pending, &n, n - 1)) {
+            wake_space_waiter();
+            n = atomic_load(&pool.pass_pending);
+        }
+    }
 }
 
 void offload_on_each_worker(void (*fn)(void *arg), void *arg)

@@ -37,16 +37,30 @@ struct offload_req {
 };
 
 /*
- * A waiter for queue space. A submitter that was told OFFLOAD_FULL may register one; a
- * worker calls wake() once, after it has taken a request off the queue (so there is a
- * free slot), or at shutdown. aborted is 1 only in a child after fork(), for waiters
- * registered by the parent: then wake() must only release what it holds, not signal.
- * The caller keeps the waiter alive until wake() has been called.
+ * A waiter for queue space. A submitter that was told OFFLOAD_FULL may register one
+ * (offload_wait_space). The invariant, whatever the interleaving: every registration
+ * ends exactly once, either in offload_cancel_wait() returning 1, or in one call of
+ * wake() (by a worker after it took a request off the queue, so a slot is free; at
+ * shutdown; or in a fork child). wake() returns 1 if its owner takes the wake-up (it
+ * will retry its submit), 0 if the owner no longer needs it (it already got a slot, or
+ * is gone): the pool then wakes the next waiter, so a slot's wake-up is never spent on
+ * a waiter that will not use it. aborted is 1 only in a child after fork(), for waiters
+ * registered by the parent: then wake() must only release what it holds.
+ * The owner keeps the waiter alive until its registration has ended.
  */
 typedef struct offload_waiter offload_waiter;
 struct offload_waiter {
-    offload_link link;
-    void (*wake)(offload_waiter *w, int aborted);
+    offload_waiter *next_, *prev_; /* private to offload/ */
+    int queued_;                   /* private: on the pool's list */
+    int (*wake)(offload_waiter *w, int aborted);
+};
+
+/* Results of offload_wait_space(). */
+enum offload_wait_result {
+    OFFLOAD_WAIT_ADDED = 0,   /* registered now: wake() or a cancel will end it */
+    OFFLOAD_WAIT_ALREADY = 1, /* it was registered already; nothing changed */
+    OFFLOAD_WAIT_RETRY = 2,   /* not registered: a slot is free now, submit again */
+    OFFLOAD_WAIT_STOPPED = 3, /* not registered: the pool is not running */
 };
 
 /* Results of offload_submit(). */
@@ -91,9 +105,19 @@ void offload_stop(void);
 /* Queue req. Never blocks, never drops: see enum offload_result. Any thread may call. */
 int offload_submit(offload_req *req);
 
-/* Register w for a wake-up when a queue slot frees. Returns 1 if registered; 0 if the
- * pool is not running (w is not registered and wake() will not be called). */
+/* Register w for a wake-up when a queue slot frees (see offload_waiter). Never calls
+ * wake() itself: a slot that is already free is reported as OFFLOAD_WAIT_RETRY, so no
+ * other waiter's wake-up (and what it signals) ever runs on the caller's thread. */
 int offload_wait_space(offload_waiter *w);
+
+/* End w's registration if it is still on the list: returns 1 (wake() will not be
+ * called for it). 0: it is not on the list (never registered, or a waker has taken it
+ * and calls or has called wake()). */
+int offload_cancel_wait(offload_waiter *w);
+
+/* Wake the first waiter that takes it, as if a slot had just freed. For an owner that
+ * took a wake-up and then went away without using it. */
+void offload_pass_wake(void);
 
 /* Run fn(arg) once on every live worker thread and wait for all of them. Used to free
  * per-thread state that belongs to an object about to be freed. No-op without workers.

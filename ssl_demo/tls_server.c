@@ -13,8 +13,8 @@
  *  - a connection whose job is paused is never SSL_free'd: it is marked closing and freed
  *    once the job has finished (freeing it would leak the job inside libcrypto);
  *  - the async fd belongs to the provider: we poll it, never read it;
- *  - the async callback runs on a provider worker thread (or, for EAGAIN, on the 32 KiB
- *    fibre stack): it only takes a lock, links the connection, and writes an eventfd.
+ *  - the async callback runs on a provider worker thread: it only takes a lock, links
+ *    the connection, and writes an eventfd.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -461,8 +461,7 @@ static void on_async_fd(ev_loop *ev, ev_io *w, uint32_t events)
     conn_drive(c);  /* the same SSL call again resumes the job */
 }
 
-/* Callback mode. Runs on a provider worker thread, or on the job's fibre stack when
- * the provider reports a full queue: tiny and thread-safe. */
+/* Callback mode. Runs on a provider worker thread: tiny and thread-safe. */
 static int on_async_callback(SSL *ssl, void *arg)
 {
     struct conn *c = arg;

@@ -35,3 +35,19 @@ endif()
 ap_add_test(NAME core_idle
             SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/core/test_idle.c ${AP_CORE_UTIL}
             LABELS threads)
+
+# The wake-up path against OpenSSL's async contract, one test per defect of issue 8
+# (full queue in both modes, blocked pauses, error marks, where callbacks run, a
+# callback that takes the application's lock, no eventfd, stale signals, a fork child
+# and the parent's fd). No valgrind run: one case forks, and memcheck leak-checks the
+# child's copy of the parent's heap (see core_fork above).
+ap_add_test(NAME core_reliability
+            SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/core/test_reliability.c ${AP_CORE_UTIL}
+            LABELS threads)
+
+# fork() in a loop while another thread starts, broadcasts to and stops the pool in a
+# loop (lock order between fork's prepare handler and the broadcast). Plain build
+# only, for the reason given for core_fork_submitting.
+if(NOT ASYNCPOOL_SANITIZE STREQUAL "address")
+  ap_add_test(NAME core_fork_teardown PROGRAM core_reliability ARGS --fork-vs-teardown)
+endif()

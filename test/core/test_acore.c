@@ -249,7 +249,7 @@ START_TEST(test_callback_mode)
     offload_config cfg = {.workers = 2};
     offload_stats s0, s1;
     int i, next = 0, finished = 0, ret;
-    long offloaded = 0, cbs = 0;
+    long offloaded = 0, cbs = 0, total_pauses = 0;
 
     app_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ck_assert_int_ge(app_efd, 0);
@@ -277,12 +277,15 @@ START_TEST(test_callback_mode)
             REQUIRE(ASYNC_WAIT_CTX_get_status(c_->s.w) == ASYNC_STATUS_OK,                 \
                     "status %d after a normal submit", ASYNC_WAIT_CTX_get_status(c_->s.w)); \
             c_->s.pauses++;                                                                \
+            total_pauses++;                                                                \
         } else {                                                                           \
             struct t2_job *j_ = c_->s.arg;                                                 \
             REQUIRE(r_ == ASYNC_FINISH && ret == 1, "job failed: %d/%d", r_, ret);       \
-            /* Resumed once per callback, never without one: one pause per op. */          \
-            REQUIRE(c_->s.pauses == T2_OPS, "job %d paused %d times", j_->id,             \
-                    c_->s.pauses);                                                         \
+            /* Resumed once per callback, never without one: one pause per op, and one   \
+             * more whenever a resume found the op's callback still running (the job    \
+             * pauses again and gets one more callback; see cb_may_finish). */           \
+            REQUIRE(c_->s.pauses >= T2_OPS && c_->s.pauses <= 2 * T2_OPS,                 \
+                    "job %d paused %d times", j_->id, c_->s.pauses);                      \
             c_->s.pauses = 0;                                                              \
             c_->s.job = NULL;                                                              \
             finished++;                                                                    \
@@ -331,7 +334,7 @@ START_TEST(test_callback_mode)
     }
     offload_get_stats(&s1);
     ck_assert_int_eq(offloaded, (long)njobs * T2_OPS);
-    ck_assert_int_eq(cbs, (long)njobs * T2_OPS);
+    ck_assert_int_eq(cbs, total_pauses); /* every pause got its callback, and no more */
     ck_assert_uint_eq(s1.completed - s0.completed, (uint64_t)njobs * T2_OPS);
     ck_assert_uint_eq(s1.rejected_full - s0.rejected_full, 0);
     offload_stop();
@@ -582,16 +585,24 @@ static int t4_job_fn(void *p)
     return 1;
 }
 
-/* Resume in a tight loop without looking at the fd, as s_server does. */
-static int run_tight(struct t4_job *j, long *pauses)
+/* Resume in a tight loop without looking at the fd, as s_server does. *longest_ns gets
+ * the longest single ASYNC_start_job call. */
+static int run_tight(struct t4_job *j, long *pauses, uint64_t *longest_ns)
 {
     ASYNC_WAIT_CTX *w = ASYNC_WAIT_CTX_new();
     ASYNC_JOB *job = NULL;
     int r, ret = 0;
+    uint64_t t0 = now_ns(), d;
 
     *pauses = 0;
-    while ((r = ASYNC_start_job(&job, w, &ret, t4_job_fn, &j, sizeof(j))) == ASYNC_PAUSE)
+    *longest_ns = 0;
+    while ((r = ASYNC_start_job(&job, w, &ret, t4_job_fn, &j, sizeof(j))) == ASYNC_PAUSE) {
+        d = now_ns() - t0;
+        if (d > *longest_ns)
+            *longest_ns = d;
         (*pauses)++;
+        t0 = now_ns();
+    }
     ASYNC_WAIT_CTX_free(w);
     return r == ASYNC_FINISH && ret == 1;
 }
@@ -602,24 +613,28 @@ START_TEST(test_early_resume)
     struct t4_job j = {.us = 2000, .ops = 5};
     struct t4_job slow = {.us = 200000, .ops = 2};
     long pauses;
+    uint64_t longest;
     int k;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
 
-    ck_assert(run_tight(&j, &pauses));
+    ck_assert(run_tight(&j, &pauses, &longest));
     for (k = 0; k < j.ops; k++)
         ck_assert_int_eq(j.got[k], mix((uint32_t)(k + 5)));
     /* More pauses than calls: the job really was resumed before its calls finished. */
     ck_assert_int_gt(pauses, j.ops);
 
-    /* A 200 ms call under a tight loop: after a bounded number of early resumes the job
-     * must sleep rather than hand the loop a PAUSE per spin. A spinning loop would
-     * return PAUSE hundreds of thousands of times. */
-    ck_assert(run_tight(&slow, &pauses));
+    /* A 200 ms call under a tight loop: the job pauses again at every resume and never
+     * sleeps in the application's thread (which may have other connections to serve):
+     * no single ASYNC_start_job call comes near the call's 200 ms. The loop spins,
+     * because it asked to. */
+    ck_assert(run_tight(&slow, &pauses, &longest));
     for (k = 0; k < slow.ops; k++)
         ck_assert_int_eq(slow.got[k], mix((uint32_t)(k + 5)));
-    ck_assert_int_gt(pauses, slow.ops);
-    ck_assert_int_le(pauses, slow.ops * 200);
+    ck_assert_int_gt(pauses, slow.ops * 200);
+    if (!under_valgrind())
+        ck_assert_msg(longest < 20000000u, "an ASYNC_start_job call took %.1f ms",
+                      longest / 1e6);
 
     offload_stop();
     ASYNC_cleanup_thread();
@@ -669,8 +684,9 @@ static int t6b_job_fn(void *p)
 }
 
 /* Drive a job to the end, waiting on its fd, asserting the queue is empty at every
- * pause (SSL_get_error would otherwise report SSL_ERROR_SSL). */
-static void run_checking_pauses(int (*fn)(void *), void *arg)
+ * pause (SSL_get_error would otherwise report SSL_ERROR_SSL) and that it paused at least
+ * min_pauses times. */
+static void run_checking_pauses(int (*fn)(void *), void *arg, int min_pauses)
 {
     ASYNC_WAIT_CTX *w = ASYNC_WAIT_CTX_new();
     ASYNC_JOB *job = NULL;
@@ -683,7 +699,7 @@ static void run_checking_pauses(int (*fn)(void *), void *arg)
     }
     ck_assert_int_eq(r, ASYNC_FINISH);
     ck_assert_int_eq(ret, 1);
-    ck_assert_int_ge(pauses, 1);
+    ck_assert_int_ge(pauses, min_pauses);
     ASYNC_WAIT_CTX_free(w);
 }
 
@@ -698,7 +714,9 @@ START_TEST(test_errors)
     ck_assert_int_eq(offload_start(NULL), 1);
     ERR_clear_error();
 
-    run_checking_pauses(t6_job_fn, jp);
+    /* An error is queued when the call starts: it runs inline (pausing would need the
+     * queue emptied, and OpenSSL 3.0 cannot save its marks; see acore_call). */
+    run_checking_pauses(t6_job_fn, jp, 0);
     ck_assert_int_eq(j.ret1, 0);
 
     /* Oldest first: the error that was queued before the call ... */
@@ -721,13 +739,13 @@ START_TEST(test_errors)
 
     /* The worker's queue was emptied: the next call on (likely) the same worker
      * brings no stale error back. */
-    run_checking_pauses(t6b_job_fn, jp);
+    run_checking_pauses(t6b_job_fn, jp, 1);
     ck_assert_int_eq(j.ret2, mix(77));
     ck_assert_uint_eq(ERR_peek_error(), 0);
 
     /* Without a pre-existing error: only the worker's. */
     j.pre = 0;
-    run_checking_pauses(t6_job_fn, jp);
+    run_checking_pauses(t6_job_fn, jp, 1);
     e = ERR_peek_error_all(&file, &line, &func, &data, &flags);
     ck_assert_int_eq(ERR_GET_LIB(e), ERR_LIB_EVP);
     ck_assert_int_eq(ERR_GET_REASON(e), EVP_R_BAD_DECRYPT);

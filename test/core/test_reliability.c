@@ -1,0 +1,827 @@
+/*
+ * Reliability of the wake-up path against OpenSSL's documented async contract
+ * (ASYNC_WAIT_CTX_set_status(3), ASYNC_pause_job(3)), one test per defect found by
+ * trying asyncpool as its users do. Each of these failed (or hung) before its fix.
+ *
+ *  full_queue_callback / full_queue_fd: a tiny queue and many jobs; the application
+ *      follows the contract (callback: resume EAGAIN jobs itself ~1 ms later, wait for
+ *      the callback on OK; fd: resume every paused job every ms without looking at the
+ *      fd, as s_server does). Every job finishes, no ASYNC_start_job call takes 20 ms,
+ *      and under 20% of the run is spent inside ASYNC_start_job.
+ *  blocked_pause: under ASYNC_block_pause() the call completes without spinning.
+ *  marks_kept: an error and a mark queued before a call survive it.
+ *  callbacks_on_workers: a WAIT_CTX callback never runs on the application's thread.
+ *  callback_lock_free: a callback that takes the lock the application holds around its
+ *      ASYNC/SSL calls (and WAIT_CTX free) does not deadlock.
+ *  no_eventfd_keeps_errors: when no eventfd can be had the caller's errors stay.
+ *  no_stale_signal: after a job finished, its fd is not left readable.
+ *  fork_child_leaves_parent_fd: a fork child that resumes an inherited job does not
+ *      drain the parent's completion signal.
+ *  fork_vs_teardown: fork() in a loop while another thread starts, broadcasts to and
+ *      stops the pool in a loop: both make progress (lock order).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <openssl/async.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+
+#include "async_core/acore.h"
+#include "check_util.h"
+#include "offload/offload.h"
+#include "util.h"
+
+static int under_tsan(void)
+{
+    const char *v = getenv("AP_UNDER_TSAN");
+
+    return v != NULL && *v != '\0' && *v != '0';
+}
+
+static int sleepy_us(void *arg)
+{
+    unsigned us = *(const unsigned *)arg;
+
+    sleep_us(us);
+    return (int)us + 1;
+}
+
+/* ---- full queue -------------------------------------------------------------------- */
+
+#define FQ_JOBS 48
+#define FQ_WORK_US 2000
+
+struct fq_job {
+    ASYNC_JOB *job;
+    ASYNC_WAIT_CTX *w;
+    void *self;
+    atomic_int cbs;  /* callbacks seen (callback mode) */
+    int seen;        /* callbacks acted upon */
+    int got;
+    int done;
+    uint64_t paused_at;
+};
+
+static int fq_app_efd = -1;
+
+static int fq_on_callback(void *arg)
+{
+    struct fq_job *j = arg;
+    uint64_t one = 1;
+
+    atomic_fetch_add(&j->cbs, 1);
+    return write(fq_app_efd, &one, sizeof(one)) == sizeof(one);
+}
+
+static int fq_job_fn(void *p)
+{
+    struct fq_job *j = *(struct fq_job **)p;
+    unsigned us = FQ_WORK_US;
+
+    j->got = acore_call(sleepy_us, &us, 0, NULL);
+    return 1;
+}
+
+struct fq_result {
+    uint64_t run_ns, inside_ns, max_call_ns;
+    int finished;
+};
+
+/* One ASYNC_start_job call, timed. */
+static int fq_step(struct fq_job *j, struct fq_result *res)
+{
+    uint64_t t0 = now_ns(), d;
+    int ret = 0, r;
+
+    r = ASYNC_start_job(&j->job, j->w, &ret, fq_job_fn, &j->self, sizeof(j->self));
+    d = now_ns() - t0;
+    res->inside_ns += d;
+    if (d > res->max_call_ns)
+        res->max_call_ns = d;
+    if (r == ASYNC_PAUSE) {
+        j->paused_at = now_ns();
+        return 0;
+    }
+    REQUIRE(r == ASYNC_FINISH && ret == 1, "job failed: %d", r);
+    j->done = 1;
+    res->finished++;
+    return 1;
+}
+
+static void full_queue_run(int callback_mode, struct fq_result *res)
+{
+    struct fq_job *jobs = calloc(FQ_JOBS, sizeof(*jobs));
+    offload_config cfg = {.workers = 1, .capacity = 1};
+    uint64_t t0, last_progress;
+    int i;
+
+    memset(res, 0, sizeof(*res));
+    ck_assert_int_eq(offload_start(&cfg), 1);
+    fq_app_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    for (i = 0; i < FQ_JOBS; i++) {
+        jobs[i].self = &jobs[i];
+        jobs[i].w = ASYNC_WAIT_CTX_new();
+        if (callback_mode)
+            ck_assert_int_eq(ASYNC_WAIT_CTX_set_callback(jobs[i].w, fq_on_callback,
+                                                         &jobs[i]), 1);
+    }
+    t0 = last_progress = now_ns();
+    for (i = 0; i < FQ_JOBS; i++)
+        fq_step(&jobs[i], res);
+    while (res->finished < FQ_JOBS) {
+        int before = res->finished;
+
+        if (callback_mode) {
+            uint64_t v;
+            struct pollfd pfd = {.fd = fq_app_efd, .events = POLLIN};
+
+            poll(&pfd, 1, 1);
+            if (read(fq_app_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                ck_abort_msg("read: %s", strerror(errno));
+            for (i = 0; i < FQ_JOBS; i++) {
+                struct fq_job *j = &jobs[i];
+                int c = atomic_load(&j->cbs);
+
+                if (j->done)
+                    continue;
+                if (ASYNC_WAIT_CTX_get_status(j->w) == ASYNC_STATUS_EAGAIN) {
+                    /* The contract: no callback to expect; retry about 1 ms later. */
+                    if (now_ns() - j->paused_at >= 1000000u)
+                        fq_step(j, res);
+                } else if (c != j->seen) {
+                    j->seen = c;
+                    fq_step(j, res);
+                }
+            }
+        } else {
+            sleep_us(1000);
+            for (i = 0; i < FQ_JOBS; i++)
+                if (!jobs[i].done)
+                    fq_step(&jobs[i], res);
+        }
+        if (res->finished != before)
+            last_progress = now_ns();
+        REQUIRE(now_ns() - last_progress < 10000000000ull,
+                "no job finished for 10 s (%d of %d finished)", res->finished, FQ_JOBS);
+    }
+    res->run_ns = now_ns() - t0;
+    for (i = 0; i < FQ_JOBS; i++) {
+        REQUIRE(jobs[i].got == FQ_WORK_US + 1, "job %d got %d", i, jobs[i].got);
+        ASYNC_WAIT_CTX_free(jobs[i].w);
+    }
+    close(fq_app_efd);
+    free(jobs);
+    offload_stop();
+    ASYNC_cleanup_thread();
+}
+
+static void full_queue_check(int callback_mode)
+{
+    struct fq_result res;
+    int round, rounds = under_valgrind() ? 1 : 3;
+
+    for (round = 0; round < rounds; round++) {
+        full_queue_run(callback_mode, &res);
+        fprintf(stderr, "full_queue_%s round %d: run %.1f ms, inside ASYNC_start_job "
+                "%.1f%%, longest call %.2f ms\n", callback_mode ? "callback" : "fd", round,
+                res.run_ns / 1e6, 100.0 * res.inside_ns / res.run_ns,
+                res.max_call_ns / 1e6);
+        ck_assert_int_eq(res.finished, FQ_JOBS);
+        /* The thread never sleeps inside a job that really paused. Under a sanitizer
+         * or valgrind the application's side is slowed 5-50x while the worker's sleep
+         * is not, so the time shares only hold in the plain and ASan builds. */
+        if (!under_valgrind() && !under_tsan()) {
+            ck_assert_msg(res.max_call_ns < 20000000u, "an ASYNC_start_job call took %.1f ms",
+                          res.max_call_ns / 1e6);
+            ck_assert_msg(res.inside_ns * 5 < res.run_ns,
+                          "%.1f%% of the run inside ASYNC_start_job",
+                          100.0 * res.inside_ns / res.run_ns);
+        }
+    }
+}
+
+START_TEST(test_full_queue_callback)
+{
+    full_queue_check(1);
+}
+END_TEST
+
+START_TEST(test_full_queue_fd)
+{
+    full_queue_check(0);
+}
+END_TEST
+
+/* ---- blocked pause ----------------------------------------------------------------- */
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct bp_job {
+    unsigned us;
+    int got;
+    acore_trace tr;
+    uint64_t cpu_ns;
+};
+
+static int bp_job_fn(void *p)
+{
+    struct bp_job *j = *(struct bp_job **)p;
+    uint64_t c0;
+
+    ASYNC_block_pause();
+    c0 = thread_cpu_ns();
+    j->got = acore_call(sleepy_us, &j->us, 0, &j->tr);
+    j->cpu_ns = thread_cpu_ns() - c0;
+    ASYNC_unblock_pause();
+    return 1;
+}
+
+START_TEST(test_blocked_pause)
+{
+    offload_config cfg = {.workers = 1};
+    struct bp_job j = {.us = 100000};
+    struct bp_job *jp = &j;
+    ASYNC_WAIT_CTX *w = ASYNC_WAIT_CTX_new();
+    ASYNC_JOB *job = NULL;
+    int ret = 0, r;
+
+    ck_assert_int_eq(offload_start(&cfg), 1);
+    r = ASYNC_start_job(&job, w, &ret, bp_job_fn, &jp, sizeof(jp));
+    /* Pausing was blocked: the job ran to its end in one call. */
+    ck_assert_int_eq(r, ASYNC_FINISH);
+    ck_assert_int_eq(j.got, (int)j.us + 1);
+    ck_assert_int_eq(j.tr.offloaded, 1);
+    /* It slept, it did not spin: a spinning loop burns the whole 100 ms. */
+    if (!under_valgrind())
+        ck_assert_msg(j.cpu_ns < 30000000u, "the caller used %.1f ms of CPU",
+                      j.cpu_ns / 1e6);
+    ASYNC_WAIT_CTX_free(w);
+    offload_stop();
+    ASYNC_cleanup_thread();
+}
+END_TEST
+
+/* ---- error marks ------------------------------------------------------------------- */
+
+static int quiet(void *arg)
+{
+    return mix(*(const uint32_t *)arg);
+}
+
+static int raises(void *arg)
+{
+    (void)arg;
+    ERR_raise_data(ERR_LIB_EVP, 102, "from the call");
+    return 0;
+}
+
+struct mk_job {
+    int popped;        /* ERR_pop_to_mark()'s result */
+    unsigned long left; /* what is queued after it */
+    int left_count;
+    acore_trace tr;
+    int (*fn)(void *);
+};
+
+static int mk_job_fn(void *p)
+{
+    struct mk_job *j = *(struct mk_job **)p;
+    uint32_t in = 3;
+
+    ERR_raise_data(ERR_LIB_BIO, BIO_R_BROKEN_PIPE, "queued before the mark");
+    ERR_set_mark();
+    (void)acore_call(j->fn, &in, 0, &j->tr);
+    j->popped = ERR_pop_to_mark();
+    j->left = ERR_peek_error();
+    while (ERR_get_error() != 0)
+        j->left_count++;
+    return 1;
+}
+
+static void marks_case(int (*fn)(void *))
+{
+    struct mk_job j = {.fn = fn};
+    struct mk_job *jp = &j;
+    ASYNC_WAIT_CTX *w = ASYNC_WAIT_CTX_new();
+    ASYNC_JOB *job = NULL;
+    int ret = 0, r;
+
+    while ((r = ASYNC_start_job(&job, w, &ret, mk_job_fn, &jp, sizeof(jp))) == ASYNC_PAUSE)
+        ck_assert(fd_readable(wctx_fd(w, NULL), 10000));
+    ck_assert_int_eq(r, ASYNC_FINISH);
+    /* As with any inline call: the mark is found, and the error under it stays. */
+    ck_assert_int_eq(j.popped, 1);
+    ck_assert_int_eq(ERR_GET_LIB(j.left), ERR_LIB_BIO);
+    ck_assert_int_eq(ERR_GET_REASON(j.left), BIO_R_BROKEN_PIPE);
+    ck_assert_int_eq(j.left_count, 1);
+    ASYNC_WAIT_CTX_free(w);
+}
+
+START_TEST(test_marks_kept)
+{
+    ck_assert_int_eq(offload_start(NULL), 1);
+    marks_case(quiet);
+    marks_case(raises);
+    offload_stop();
+    ASYNC_cleanup_thread();
+}
+END_TEST
+
+/* ---- callbacks run on workers only ------------------------------------------------- */
+
+static atomic_int cb_off_worker, cb_total;
+
+struct cw_job {
+    ASYNC_JOB *job;
+    ASYNC_WAIT_CTX *w;
+    void *self;
+    int done;
+};
+
+static int cw_on_callback(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&cb_total, 1);
+    if (!offload_in_worker() || ASYNC_get_current_job() != NULL)
+        atomic_fetch_add(&cb_off_worker, 1);
+    return 1;
+}
+
+static int cw_job_fn(void *p)
+{
+    uint32_t in = (uint32_t)(uintptr_t)p;
+    int k;
+
+    for (k = 0; k < 4; k++)
+        if (acore_call(quiet, &in, 0, NULL) != mix(in))
+            return 0;
+    return 1;
+}
+
+START_TEST(test_callbacks_on_workers)
+{
+    enum { N = 64 };
+    struct cw_job jobs[N];
+    offload_config cfg = {.workers = 1, .capacity = 1};
+    int i, live = N, ret, rounds = 0;
+
+    memset(jobs, 0, sizeof(jobs));
+    ck_assert_int_eq(offload_start(&cfg), 1);
+    for (i = 0; i < N; i++) {
+        jobs[i].w = ASYNC_WAIT_CTX_new();
+        jobs[i].self = (void *)(uintptr_t)i;
+        ASYNC_WAIT_CTX_set_callback(jobs[i].w, cw_on_callback, &jobs[i]);
+    }
+    /* Resume everything in a tight loop: submits keep meeting a full queue, and slots
+     * keep freeing under them. */
+    while (live > 0 && rounds++ < 2000000) {
+        for (i = 0; i < N; i++) {
+            int r;
+
+            if (jobs[i].done)
+                continue;
+            r = ASYNC_start_job(&jobs[i].job, jobs[i].w, &ret, cw_job_fn, &jobs[i].self,
+                                sizeof(void *));
+            if (r == ASYNC_FINISH) {
+                REQUIRE(ret == 1, "job %d failed", i);
+                jobs[i].done = 1;
+                live--;
+            }
+        }
+    }
+    ck_assert_int_eq(live, 0);
+    ck_assert_int_gt(atomic_load(&cb_total), 0);
+    ck_assert_msg(atomic_load(&cb_off_worker) == 0,
+                  "%d of %d callbacks ran on the application's thread",
+                  atomic_load(&cb_off_worker), atomic_load(&cb_total));
+    for (i = 0; i < N; i++)
+        ASYNC_WAIT_CTX_free(jobs[i].w);
+    offload_stop();
+    ASYNC_cleanup_thread();
+}
+END_TEST
+
+/* offload level: registering for space when a slot is free must not run anybody's
+ * wake-up (which signals an application) on the registering thread. */
+static atomic_int ws_wakes_here, ws_wakes;
+static pthread_t ws_registrant;
+
+static int ws_wake(offload_waiter *w, int aborted)
+{
+    (void)w;
+    (void)aborted;
+    atomic_fetch_add(&ws_wakes, 1);
+    if (pthread_equal(pthread_self(), ws_registrant))
+        atomic_fetch_add(&ws_wakes_here, 1);
+    return 1;
+}
+
+START_TEST(test_wait_space_never_wakes_caller)
+{
+    offload_config cfg = {.workers = 1, .capacity = 1};
+    offload_waiter w = {.wake = ws_wake};
+    uint32_t in = 1;
+    int r;
+
+    ck_assert_int_eq(offload_start(&cfg), 1);
+    ck_assert_int_eq(acore_call(quiet, &in, ACORE_BLOCK, NULL), mix(1)); /* threads up */
+    ws_registrant = pthread_self();
+    /* The queue is empty: a slot is free right now. */
+    r = offload_wait_space(&w);
+    ck_assert_int_eq(r, OFFLOAD_WAIT_RETRY);
+    ck_assert_int_eq(atomic_load(&ws_wakes_here), 0);
+    ck_assert_int_eq(offload_cancel_wait(&w), 0); /* nothing left registered */
+    offload_stop();
+    ck_assert_int_eq(atomic_load(&ws_wakes), 0);
+}
+END_TEST
+
+/* ---- a callback that takes the application's lock -------------------------------- */
+
+static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int lk_cbs;
+
+static int lk_on_callback(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&app_lock);
+    atomic_fetch_add(&lk_cbs, 1);
+    pthread_mutex_unlock(&app_lock);
+    return 1;
+}
+
+static int lk_job_fn(void *p)
+{
+    unsigned us = 2000;
+
+    (void)p;
+    return acore_call(sleepy_us, &us, 0, NULL) == 2001;
+}
+
+struct lk_state {
+    atomic_int rounds_done;
+};
+
+static void *lk_app(void *arg)
+{
+    struct lk_state *st = arg;
+    int round;
+
+    for (round = 0; round < 20; round++) {
+        ASYNC_WAIT_CTX *w = ASYNC_WAIT_CTX_new();
+        ASYNC_JOB *job = NULL;
+        int ret = 0, r, seen;
+
+        ASYNC_WAIT_CTX_set_callback(w, lk_on_callback, NULL);
+        pthread_mutex_lock(&app_lock);
+        seen = atomic_load(&lk_cbs);
+        r = ASYNC_start_job(&job, w, &ret, lk_job_fn, NULL, 0);
+        /* Hold the lock past the call's end, so that its callback waits for the lock
+         * while we resume the job (an application's own retry timer). */
+        sleep_us(6000);
+        while (r == ASYNC_PAUSE) {
+            r = ASYNC_start_job(&job, w, &ret, lk_job_fn, NULL, 0);
+            if (r != ASYNC_PAUSE)
+                break;
+            /* Paused again: let the callback in, then wait for it (as a loop would). */
+            pthread_mutex_unlock(&app_lock);
+            while (atomic_load(&lk_cbs) == seen)
+                sleep_us(100);
+            seen = atomic_load(&lk_cbs);
+            pthread_mutex_lock(&app_lock);
+        }
+        if (r != ASYNC_FINISH || ret != 1) {
+            pthread_mutex_unlock(&app_lock);
+            return (void *)1;
+        }
+        ASYNC_WAIT_CTX_free(w); /* the application frees under its lock */
+        pthread_mutex_unlock(&app_lock);
+        atomic_fetch_add(&st->rounds_done, 1);
+    }
+    ASYNC_cleanup_thread();
+    return NULL;
+}
+
+START_TEST(test_callback_lock_free)
+{
+    offload_config cfg = {.workers = 2};
+    struct lk_state st = {0};
+    pthread_t th;
+    uint64_t deadline;
+    void *res;
+
+    ck_assert_int_eq(offload_start(&cfg), 1);
+    ck_assert_int_eq(pthread_create(&th, NULL, lk_app, &st), 0);
+    deadline = now_ns() + 20000000000ull;
+    while (atomic_load(&st.rounds_done) < 20 && now_ns() < deadline)
+        sleep_us(1000);
+    ck_assert_msg(atomic_load(&st.rounds_done) == 20,
+                  "deadlock: %d of 20 rounds done", atomic_load(&st.rounds_done));
+    pthread_join(th, &res);
+    ck_assert_ptr_null(res);
+    offload_stop();
+}
+END_TEST
+
+/* ---- no eventfd to be had ---------------------------------------------------------- */
+
+struct nf_job {
+    int got;
+    acore_trace tr;
+    unsigned long first; /* the oldest error queued after the call */
+    int count;
+    int queue_error;     /* raise one before the call */
+};
+
+static int nf_job_fn(void *p)
+{
+    struct nf_job *j = *(struct nf_job **)p;
+    uint32_t in = 11;
+
+    if (j->queue_error)
+        ERR_raise_data(ERR_LIB_BIO, BIO_R_BROKEN_PIPE, "the caller's");
+    j->got = acore_call(quiet, &in, 0, &j->tr);
+    j->first = ERR_peek_error();
+    while (ERR_get_error() != 0)
+        j->count++;
+    return 1;
+}
+
+START_TEST(test_no_eventfd_keeps_errors)
+{
+    struct rlimit old, low;
+    struct nf_job j;
+    struct nf_job *jp = &j;
+    int queue_error;
+
+    ck_assert_int_eq(offload_start(NULL), 1);
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    for (queue_error = 0; queue_error <= 1; queue_error++) {
+        ASYNC_WAIT_CTX *w = ASYNC_WAIT_CTX_new();
+        ASYNC_JOB *job = NULL;
+        int ret = 0, r, fd, probe;
+
+        memset(&j, 0, sizeof(j));
+        j.queue_error = queue_error;
+        /* No fd left: the lowest free number becomes the limit. */
+        probe = dup(0);
+        ck_assert_int_ge(probe, 0);
+        close(probe);
+        low = old;
+        low.rlim_cur = (rlim_t)probe;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        fd = eventfd(0, 0);
+        ck_assert_int_lt(fd, 0);
+        r = ASYNC_start_job(&job, w, &ret, nf_job_fn, &jp, sizeof(jp));
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        ck_assert_int_eq(r, ASYNC_FINISH);
+        ck_assert_int_eq(j.got, mix(11));
+        ck_assert_int_eq(j.tr.offloaded, 0);
+        if (queue_error) {
+            /* The caller's error is there, alone. */
+            ck_assert_int_eq(ERR_GET_LIB(j.first), ERR_LIB_BIO);
+            ck_assert_int_eq(j.count, 1);
+        } else {
+            /* Our failed eventfd() left nothing behind. */
+            ck_assert_int_eq(j.count, 0);
+        }
+        ASYNC_WAIT_CTX_free(w);
+    }
+    offload_stop();
+    ASYNC_cleanup_thread();
+}
+END_TEST
+
+/* ---- no stale signal ---------------------------------------------------------------- */
+
+static int tiny(void *arg)
+{
+    static _Thread_local uint32_t rng = 1;
+
+    rng = rng * 1103515245u + 12345u;
+    if ((rng >> 16) % 4 == 0)
+        sleep_us(1 + (rng >> 20) % 30);
+    return mix(*(const uint32_t *)arg);
+}
+
+static int st_job_fn(void *p)
+{
+    uint32_t in = (uint32_t)(uintptr_t)p;
+
+    return acore_call(tiny, &in, 0, NULL) == mix(in);
+}
+
+START_TEST(test_no_stale_signal)
+{
+    enum { N = 32, ROUNDS = 40 };
+    ASYNC_WAIT_CTX *w[N];
+    offload_config cfg = {.workers = 2, .capacity = 4};
+    int i, round, stale = 0, checked = 0;
+
+    ck_assert_int_eq(offload_start(&cfg), 1);
+    for (i = 0; i < N; i++)
+        w[i] = ASYNC_WAIT_CTX_new();
+    for (round = 0; round < scaled(ROUNDS, 10); round++) {
+        ASYNC_JOB *job[N] = {0};
+        void *arg[N];
+        int live = N, ret, done[N] = {0};
+
+        for (i = 0; i < N; i++)
+            arg[i] = (void *)(uintptr_t)(round * N + i);
+        /* Resume everything in a tight loop without looking at the fds. */
+        while (live > 0)
+            for (i = 0; i < N; i++) {
+                int r;
+
+                if (done[i])
+                    continue;
+                r = ASYNC_start_job(&job[i], w[i], &ret, st_job_fn, &arg[i], sizeof(void *));
+                if (r == ASYNC_FINISH) {
+                    REQUIRE(ret == 1, "job failed");
+                    done[i] = 1;
+                    live--;
+                }
+            }
+        /* Every job is finished. Give late writes time to land; then no fd may be
+         * readable (a level-triggered poller would spin on it). */
+        sleep_us(2000);
+        for (i = 0; i < N; i++) {
+            int fd = wctx_fd(w[i], NULL);
+
+            if (fd < 0)
+                continue;
+            checked++;
+            if (fd_readable(fd, 0))
+                stale++;
+        }
+    }
+    ck_assert_int_gt(checked, 0);
+    ck_assert_msg(stale == 0, "%d of %d fds readable after their job finished", stale,
+                  checked);
+    for (i = 0; i < N; i++)
+        ASYNC_WAIT_CTX_free(w[i]);
+    offload_stop();
+    ASYNC_cleanup_thread();
+}
+END_TEST
+
+/* ---- fork child and the parent's fd ----------------------------------------------- */
+
+START_TEST(test_fork_child_leaves_parent_fd)
+{
+    struct gate *g = gate_new();
+    struct gjob j = {.g = g, .in = 9};
+    struct gjob *jp = &j;
+    ASYNC_WAIT_CTX *w = ASYNC_WAIT_CTX_new();
+    ASYNC_JOB *job = NULL;
+    offload_config cfg = {.workers = 1};
+    int ret = 0, r, fd, status;
+    pid_t pid;
+
+    ck_assert_int_eq(offload_start(&cfg), 1);
+    r = ASYNC_start_job(&job, w, &ret, gjob_fn, &jp, sizeof(jp));
+    ck_assert_int_eq(r, ASYNC_PAUSE);
+    fd = wctx_fd(w, NULL);
+    ck_assert(gate_await_waiters(g, 1, 10000));
+    gate_open(g);
+    /* The parent's call completes: its fd is readable. */
+    ck_assert(fd_readable(fd, 10000));
+    ck_assert(wait_completed(1, 10000));
+
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* The child resumes the job it inherited. Its call is the parent's: it may
+         * finish (the result was in memory at the fork) or fail, but it must not
+         * read the fd, which is the parent's too. */
+        r = ASYNC_start_job(&job, w, &ret, gjob_fn, &jp, sizeof(jp));
+        _exit(r == ASYNC_FINISH ? 0 : 3);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    /* The parent's signal is still there. */
+    ck_assert_msg(fd_readable(fd, 0), "the child drained the parent's completion signal");
+    r = ASYNC_start_job(&job, w, &ret, gjob_fn, &jp, sizeof(jp));
+    ck_assert_int_eq(r, ASYNC_FINISH);
+    ck_assert_int_eq(j.got, mix(9));
+    ASYNC_WAIT_CTX_free(w);
+    offload_stop();
+    gate_free(g);
+    ASYNC_cleanup_thread();
+}
+END_TEST
+
+/* ---- fork vs teardown -------------------------------------------------------------- */
+
+static atomic_int ft_stop;
+static atomic_long ft_cycles, ft_forks;
+
+static void ft_noop(void *arg)
+{
+    (void)arg;
+}
+
+static void *ft_cycler(void *arg)
+{
+    offload_config cfg = {.workers = 2};
+
+    (void)arg;
+    while (!atomic_load(&ft_stop)) {
+        uint32_t in = 5;
+
+        if (!offload_start(&cfg))
+            return (void *)1;
+        /* Start the threads, then broadcast to them as a provider teardown does. */
+        if (acore_call(quiet, &in, ACORE_BLOCK, NULL) != mix(5))
+            return (void *)2;
+        offload_on_each_worker(ft_noop, NULL);
+        offload_stop();
+        atomic_fetch_add(&ft_cycles, 1);
+    }
+    return NULL;
+}
+
+static void *ft_forker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&ft_stop)) {
+        pid_t pid = fork();
+        int st;
+
+        if (pid == 0)
+            _exit(0);
+        if (pid < 0)
+            return (void *)1;
+        waitpid(pid, &st, 0);
+        atomic_fetch_add(&ft_forks, 1);
+    }
+    return NULL;
+}
+
+START_TEST(test_fork_vs_teardown)
+{
+    pthread_t a, b;
+    long c0, f0;
+    int sec;
+
+    ck_assert_int_eq(pthread_create(&a, NULL, ft_cycler, NULL), 0);
+    ck_assert_int_eq(pthread_create(&b, NULL, ft_forker, NULL), 0);
+    for (sec = 0; sec < 3; sec++) {
+        c0 = atomic_load(&ft_cycles);
+        f0 = atomic_load(&ft_forks);
+        sleep_us(1000000);
+        /* A deadlock leaves both threads stuck for good: the test process is then
+         * killed by Check's timeout or ends here with the failure. */
+        ck_assert_msg(atomic_load(&ft_cycles) > c0 && atomic_load(&ft_forks) > f0,
+                      "no progress in second %d: %ld pool cycles, %ld forks", sec,
+                      atomic_load(&ft_cycles), atomic_load(&ft_forks));
+    }
+    atomic_store(&ft_stop, 1);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    const TTest *const tests[] = {
+        test_full_queue_callback,
+        test_full_queue_fd,
+        test_blocked_pause,
+        test_marks_kept,
+        test_callbacks_on_workers,
+        test_wait_space_never_wakes_caller,
+        test_callback_lock_free,
+        test_no_eventfd_keeps_errors,
+        test_no_stale_signal,
+        test_fork_child_leaves_parent_fd,
+    };
+    const TTest *const fork_teardown[] = {test_fork_vs_teardown};
+
+    /* fork while another thread mallocs: not under ASan (see test/core.cmake). */
+    if (argc > 1 && strcmp(argv[1], "--fork-vs-teardown") == 0)
+        return run_core_suite("fork_vs_teardown", fork_teardown, 1);
+    return run_core_suite("reliability", tests, sizeof(tests) / sizeof(tests[0]));
+}
