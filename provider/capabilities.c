@@ -1,5 +1,6 @@
 /*
- * provider/capabilities.c — the TLS-GROUP capabilities we forward from the backend.
+ * provider/capabilities.c — the TLS-GROUP and TLS-SIGALG capabilities we forward from
+ * the backend.
  */
 #include "ap.h"
 
@@ -14,9 +15,18 @@
  * keymgmt it fetches for it (ssl/t1_lib.c add_provider_groups). Our keymgmt is the
  * preferred one, so without these declarations libssl silently drops X25519 and the EC
  * groups, and a TLS 1.3 handshake falls back to an ffdhe group that we do not offload.
+ * The hybrid ML-KEM groups of 3.5 (X25519MLKEM768, ...) are kept by the same rule.
+ *
+ * TLS-SIGALG (3.5: ML-DSA): libssl keeps a provider-declared signature algorithm by the
+ * same rule, on the keymgmt of its key type, so we forward the backend's for the key
+ * types we offer. On 3.0 the backend declares none and this returns nothing.
  */
+#ifndef OSSL_CAPABILITY_TLS_SIGALG_KEYTYPE
+#define OSSL_CAPABILITY_TLS_SIGALG_KEYTYPE "tls-sigalg-keytype"
+#endif
 struct cap_filter {
     ap_prov *p;
+    const char *key; /* the parameter naming the keymgmt */
     OSSL_CALLBACK *cb;
     void *arg;
 };
@@ -31,10 +41,10 @@ static int have_keymgmt(const ap_prov *p, const char *name)
     return 0;
 }
 
-static int cap_group_filter(const OSSL_PARAM params[], void *arg)
+static int cap_filter_cb(const OSSL_PARAM params[], void *arg)
 {
     struct cap_filter *f = arg;
-    const OSSL_PARAM *alg = OSSL_PARAM_locate_const(params, OSSL_CAPABILITY_TLS_GROUP_ALG);
+    const OSSL_PARAM *alg = OSSL_PARAM_locate_const(params, f->key);
     const char *name = NULL;
 
     if (alg == NULL || !OSSL_PARAM_get_utf8_string_ptr(alg, &name) || !have_keymgmt(f->p, name))
@@ -46,9 +56,13 @@ int ap_get_capabilities(void *provctx, const char *capability, OSSL_CALLBACK *cb
                                void *arg)
 {
     ap_prov *p = provctx;
-    struct cap_filter f = {p, cb, arg};
+    struct cap_filter f = {p, NULL, cb, arg};
 
-    if (strcasecmp(capability, "TLS-GROUP") != 0)
+    if (strcasecmp(capability, "TLS-GROUP") == 0)
+        f.key = OSSL_CAPABILITY_TLS_GROUP_ALG;
+    else if (strcasecmp(capability, "TLS-SIGALG") == 0)
+        f.key = OSSL_CAPABILITY_TLS_SIGALG_KEYTYPE;
+    else
         return 0;
-    return OSSL_PROVIDER_get_capabilities(p->bprov, capability, cap_group_filter, &f);
+    return OSSL_PROVIDER_get_capabilities(p->bprov, capability, cap_filter_cb, &f);
 }

@@ -94,4 +94,4 @@ static const ap_fn_desc fns[] = {
     {0, AP_WRAP, NULL, NULL},
 };
 
-const ap_op_desc ap_keyexch_desc = {OSSL_OP_KEYEXCH, names, fns};
+const ap_op_desc ap_keyexch_desc = {OSSL_OP_KEYEXCH, "keyexch", names, fns};

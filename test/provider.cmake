@@ -14,6 +14,13 @@ ap_add_test(NAME provider_wycheproof
   TIMEOUT 600)
 set_tests_properties(provider_wycheproof PROPERTIES SKIP_RETURN_CODE 77)
 
+# Never worse than default: every offered algorithm has the backend's function ids, and
+# the 3.4/3.5 APIs (message signatures, opaque-key ciphers) work through asyncpool.
+ap_add_test(NAME provider_dispatch
+  SOURCES ${AP_PT}/test_dispatch.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 120)
+
 ap_add_test(NAME provider_errors
   SOURCES ${AP_PT}/test_errors.c ${AP_PT_COMMON}
   LIBS OpenSSL::SSL
