@@ -21,6 +21,13 @@ ap_add_test(NAME provider_dispatch
   LIBS OpenSSL::SSL
   TIMEOUT 120)
 
+# ML-KEM, hybrid ML-KEM groups, ML-DSA, SLH-DSA both ways, in and out of jobs (3.5+;
+# on 3.0 each says "not available on this OpenSSL").
+ap_add_test(NAME provider_pq
+  SOURCES ${AP_PT}/test_pq.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 900)
+
 ap_add_test(NAME provider_errors
   SOURCES ${AP_PT}/test_errors.c ${AP_PT_COMMON}
   LIBS OpenSSL::SSL
