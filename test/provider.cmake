@@ -82,3 +82,12 @@ ap_add_test(NAME provider_propq
           ${CMAKE_SOURCE_DIR}/provider/err.c ${AP_PT_COMMON}
   LIBS OpenSSL::SSL
   TIMEOUT 60)
+
+# The drop path: a fake backend (a built-in provider) whose algorithms carry function
+# ids the table builder does not know; provider/tables.c is linked in directly.
+ap_add_test(NAME provider_drop
+  SOURCES ${AP_PT}/test_drop.c ${CMAKE_SOURCE_DIR}/provider/tables.c
+          ${CMAKE_SOURCE_DIR}/provider/propq.c ${CMAKE_SOURCE_DIR}/provider/err.c
+          ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 60)
