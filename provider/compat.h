@@ -57,6 +57,11 @@
 #define OSSL_FUNC_SIGNATURE_VERIFY_MESSAGE_FINAL 32
 #endif
 
+/* Key exchange: derive straight into an opaque symmetric key (3.6: ECDH). */
+#ifndef OSSL_FUNC_KEYEXCH_DERIVE_SKEY
+#define OSSL_FUNC_KEYEXCH_DERIVE_SKEY 11
+#endif
+
 /* KEM: authenticated encapsulation (3.2). */
 #ifndef OSSL_FUNC_KEM_AUTH_ENCAPSULATE_INIT
 #define OSSL_FUNC_KEM_AUTH_ENCAPSULATE_INIT 12
@@ -96,5 +101,10 @@ typedef int ap_kem_auth_init_fn(void *ctx, void *provkey, void *authkey,
 typedef const OSSL_PARAM *ap_skm_settable_fn(void *provctx);
 typedef void *ap_skm_import_fn(void *provctx, int selection, const OSSL_PARAM params[]);
 typedef void *ap_skm_generate_fn(void *provctx, const OSSL_PARAM params[]);
+/* core_dispatch.h of 3.6: import is the skeymgmt's of the exchange's own provider and
+ * provctx its provctx; the backend only hands both back to import. */
+typedef void *ap_keyexch_derive_skey_fn(void *ctx, const char *key_type, void *provctx,
+                                        ap_skm_import_fn *import, size_t keylen,
+                                        const OSSL_PARAM params[]);
 
 #endif
