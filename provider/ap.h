@@ -194,14 +194,16 @@ void ap_stats_print(ap_prov *p);
 /* Slot trampolines. AP_EXPAND_SLOTS(M, args...) expands M(args..., i) for every slot
  * (0 to AP_SLOTS - 1: change both together). */
 #define AP_EXPAND_SLOTS(M, ...) \
-    M(__VA_ARGS__, 0) M(__VA_ARGS__, 1) M(__VA_ARGS__, 2) M(__VA_ARGS__, 3) M(__VA_ARGS__, 4) M(__VA_ARGS__, 5) \
-    M(__VA_ARGS__, 6) M(__VA_ARGS__, 7) M(__VA_ARGS__, 8) M(__VA_ARGS__, 9) M(__VA_ARGS__, 10) M(__VA_ARGS__, 11) \
-    M(__VA_ARGS__, 12) M(__VA_ARGS__, 13) M(__VA_ARGS__, 14) M(__VA_ARGS__, 15) M(__VA_ARGS__, 16) M(__VA_ARGS__, 17) \
-    M(__VA_ARGS__, 18) M(__VA_ARGS__, 19) M(__VA_ARGS__, 20) M(__VA_ARGS__, 21) M(__VA_ARGS__, 22) M(__VA_ARGS__, 23) \
-    M(__VA_ARGS__, 24) M(__VA_ARGS__, 25) M(__VA_ARGS__, 26) M(__VA_ARGS__, 27) M(__VA_ARGS__, 28) M(__VA_ARGS__, 29) \
-    M(__VA_ARGS__, 30) M(__VA_ARGS__, 31) M(__VA_ARGS__, 32) M(__VA_ARGS__, 33) M(__VA_ARGS__, 34) M(__VA_ARGS__, 35) \
-    M(__VA_ARGS__, 36) M(__VA_ARGS__, 37) M(__VA_ARGS__, 38) M(__VA_ARGS__, 39) M(__VA_ARGS__, 40) M(__VA_ARGS__, 41) \
-    M(__VA_ARGS__, 42) M(__VA_ARGS__, 43) M(__VA_ARGS__, 44) M(__VA_ARGS__, 45) M(__VA_ARGS__, 46) M(__VA_ARGS__, 47)
+    M(__VA_ARGS__, 0) M(__VA_ARGS__, 1) M(__VA_ARGS__, 2) M(__VA_ARGS__, 3) M(__VA_ARGS__, 4) \
+    M(__VA_ARGS__, 5) M(__VA_ARGS__, 6) M(__VA_ARGS__, 7) M(__VA_ARGS__, 8) M(__VA_ARGS__, 9) \
+    M(__VA_ARGS__, 10) M(__VA_ARGS__, 11) M(__VA_ARGS__, 12) M(__VA_ARGS__, 13) M(__VA_ARGS__, 14) \
+    M(__VA_ARGS__, 15) M(__VA_ARGS__, 16) M(__VA_ARGS__, 17) M(__VA_ARGS__, 18) M(__VA_ARGS__, 19) \
+    M(__VA_ARGS__, 20) M(__VA_ARGS__, 21) M(__VA_ARGS__, 22) M(__VA_ARGS__, 23) M(__VA_ARGS__, 24) \
+    M(__VA_ARGS__, 25) M(__VA_ARGS__, 26) M(__VA_ARGS__, 27) M(__VA_ARGS__, 28) M(__VA_ARGS__, 29) \
+    M(__VA_ARGS__, 30) M(__VA_ARGS__, 31) M(__VA_ARGS__, 32) M(__VA_ARGS__, 33) M(__VA_ARGS__, 34) \
+    M(__VA_ARGS__, 35) M(__VA_ARGS__, 36) M(__VA_ARGS__, 37) M(__VA_ARGS__, 38) M(__VA_ARGS__, 39) \
+    M(__VA_ARGS__, 40) M(__VA_ARGS__, 41) M(__VA_ARGS__, 42) M(__VA_ARGS__, 43) M(__VA_ARGS__, 44) \
+    M(__VA_ARGS__, 45) M(__VA_ARGS__, 46) M(__VA_ARGS__, 47)
 #define AP_SLOT_TABLE(name)                                                        \
     static const ap_fn name##_slots[AP_SLOTS] = { \
         (ap_fn)name##_0, (ap_fn)name##_1, (ap_fn)name##_2, (ap_fn)name##_3, \
