@@ -24,15 +24,30 @@
 #include <openssl/core_dispatch.h>
 #include <openssl/provider.h>
 
-#define AP_MAXFN 64 /* function ids we keep; a newer OpenSSL's higher ids are not offered */
-#define AP_SLOTS 8  /* algorithms per operation */
+#include "compat.h"
+
+/*
+ * Function ids we keep per algorithm. The highest id we know (keymgmt export_types_ex,
+ * 46, OpenSSL 3.2+) must fit: checked at build time below. A backend function with an
+ * id we do not know (a newer OpenSSL) makes us drop that algorithm (tables.c), never
+ * offer it without the function.
+ */
+#define AP_MAXFN 64
+/* Algorithms per operation. OpenSSL 3.5's default provider has 29 keymgmts that we take
+ * (7 classic, 3 ML-KEM, 4 hybrid ML-KEM, 3 ML-DSA, 12 SLH-DSA); a backend with more than
+ * AP_SLOTS fails the load with an error naming the operation (tables.c). */
+#define AP_SLOTS 48
+
+_Static_assert(OSSL_FUNC_KEYMGMT_EXPORT_TYPES_EX < AP_MAXFN, "AP_MAXFN too small");
+_Static_assert(OSSL_FUNC_SIGNATURE_VERIFY_MESSAGE_FINAL < AP_MAXFN, "AP_MAXFN too small");
+_Static_assert(OSSL_FUNC_CIPHER_DECRYPT_SKEY_INIT < AP_MAXFN, "AP_MAXFN too small");
 
 enum ap_op { AP_OP_KEYMGMT, AP_OP_SIGNATURE, AP_OP_ASYM_CIPHER, AP_OP_KEYEXCH, AP_OP_CIPHER,
-             AP_NOPS };
+             AP_OP_KEM, AP_OP_SKEYMGMT, AP_NOPS };
 
 /* Counter groups, one per kind of heavy call. */
 enum ap_kind { AP_K_SIGN, AP_K_VERIFY, AP_K_ASYM, AP_K_DERIVE, AP_K_KEYGEN, AP_K_CIPHER,
-               AP_NKINDS };
+               AP_K_KEM, AP_NKINDS };
 enum ap_cnt { AP_C_OFFLOADED, AP_C_INLINE, AP_C_EAGAIN, AP_C_ERRORS, AP_NCNT };
 
 typedef void (*ap_fn)(void);
@@ -75,7 +90,10 @@ typedef struct ap_fn_desc {
 
 typedef struct ap_op_desc {
     int op_id;                /* OSSL_OP_* */
-    const char *const *names; /* algorithms we take, NULL-terminated */
+    const char *name;         /* "keymgmt", ...: for messages */
+    /* Algorithms we take, NULL-terminated: a name, or a prefix ending in '*' ("ML-DSA-*")
+     * for families whose members depend on the backend's version. */
+    const char *const *names;
     const ap_fn_desc *fns;    /* ends with id 0 */
 } ap_op_desc;
 
@@ -98,13 +116,16 @@ struct ap_prov {
 
     /* Relaxed counters: they order nothing, they are read for statistics only. */
     atomic_uint_fast64_t cnt[AP_NKINDS][AP_NCNT];
+    /* Backend algorithms not offered because they have a function we cannot forward
+     * (an id we do not know): libcrypto uses the backend's twin in `default` instead. */
+    unsigned dropped;
 
     ap_prov *next_live; /* list of loaded instances, for ASYNCPOOL_STATS at exit */
     int stats_printed;  /* guarded by the list's lock */
 };
 
 extern const ap_op_desc ap_keymgmt_desc, ap_signature_desc, ap_asym_cipher_desc,
-    ap_keyexch_desc, ap_cipher_desc;
+    ap_keyexch_desc, ap_cipher_desc, ap_kem_desc, ap_skeymgmt_desc;
 
 #define AP_FN(a, id, type) ((type *)(a)->fn[id])
 
@@ -170,14 +191,33 @@ OSSL_FUNC_provider_get_params_fn ap_get_params;
 int ap_stats_wanted(void);
 void ap_stats_print(ap_prov *p);
 
-/* Slot trampolines. AP_EXPAND_SLOTS(M, args...) expands M(args..., i) for every slot. */
-#define AP_EXPAND_SLOTS(M, ...)                                                    \
-    M(__VA_ARGS__, 0) M(__VA_ARGS__, 1) M(__VA_ARGS__, 2) M(__VA_ARGS__, 3)         \
-    M(__VA_ARGS__, 4) M(__VA_ARGS__, 5) M(__VA_ARGS__, 6) M(__VA_ARGS__, 7)
+/* Slot trampolines. AP_EXPAND_SLOTS(M, args...) expands M(args..., i) for every slot
+ * (0 to AP_SLOTS - 1: change both together). */
+#define AP_EXPAND_SLOTS(M, ...) \
+    M(__VA_ARGS__, 0) M(__VA_ARGS__, 1) M(__VA_ARGS__, 2) M(__VA_ARGS__, 3) M(__VA_ARGS__, 4) \
+    M(__VA_ARGS__, 5) M(__VA_ARGS__, 6) M(__VA_ARGS__, 7) M(__VA_ARGS__, 8) M(__VA_ARGS__, 9) \
+    M(__VA_ARGS__, 10) M(__VA_ARGS__, 11) M(__VA_ARGS__, 12) M(__VA_ARGS__, 13) M(__VA_ARGS__, 14) \
+    M(__VA_ARGS__, 15) M(__VA_ARGS__, 16) M(__VA_ARGS__, 17) M(__VA_ARGS__, 18) M(__VA_ARGS__, 19) \
+    M(__VA_ARGS__, 20) M(__VA_ARGS__, 21) M(__VA_ARGS__, 22) M(__VA_ARGS__, 23) M(__VA_ARGS__, 24) \
+    M(__VA_ARGS__, 25) M(__VA_ARGS__, 26) M(__VA_ARGS__, 27) M(__VA_ARGS__, 28) M(__VA_ARGS__, 29) \
+    M(__VA_ARGS__, 30) M(__VA_ARGS__, 31) M(__VA_ARGS__, 32) M(__VA_ARGS__, 33) M(__VA_ARGS__, 34) \
+    M(__VA_ARGS__, 35) M(__VA_ARGS__, 36) M(__VA_ARGS__, 37) M(__VA_ARGS__, 38) M(__VA_ARGS__, 39) \
+    M(__VA_ARGS__, 40) M(__VA_ARGS__, 41) M(__VA_ARGS__, 42) M(__VA_ARGS__, 43) M(__VA_ARGS__, 44) \
+    M(__VA_ARGS__, 45) M(__VA_ARGS__, 46) M(__VA_ARGS__, 47)
 #define AP_SLOT_TABLE(name)                                                        \
-    static const ap_fn name##_slots[AP_SLOTS] = {                                  \
-        (ap_fn)name##_0, (ap_fn)name##_1, (ap_fn)name##_2, (ap_fn)name##_3,        \
-        (ap_fn)name##_4, (ap_fn)name##_5, (ap_fn)name##_6, (ap_fn)name##_7};
+    static const ap_fn name##_slots[AP_SLOTS] = { \
+        (ap_fn)name##_0, (ap_fn)name##_1, (ap_fn)name##_2, (ap_fn)name##_3, \
+        (ap_fn)name##_4, (ap_fn)name##_5, (ap_fn)name##_6, (ap_fn)name##_7, \
+        (ap_fn)name##_8, (ap_fn)name##_9, (ap_fn)name##_10, (ap_fn)name##_11, \
+        (ap_fn)name##_12, (ap_fn)name##_13, (ap_fn)name##_14, (ap_fn)name##_15, \
+        (ap_fn)name##_16, (ap_fn)name##_17, (ap_fn)name##_18, (ap_fn)name##_19, \
+        (ap_fn)name##_20, (ap_fn)name##_21, (ap_fn)name##_22, (ap_fn)name##_23, \
+        (ap_fn)name##_24, (ap_fn)name##_25, (ap_fn)name##_26, (ap_fn)name##_27, \
+        (ap_fn)name##_28, (ap_fn)name##_29, (ap_fn)name##_30, (ap_fn)name##_31, \
+        (ap_fn)name##_32, (ap_fn)name##_33, (ap_fn)name##_34, (ap_fn)name##_35, \
+        (ap_fn)name##_36, (ap_fn)name##_37, (ap_fn)name##_38, (ap_fn)name##_39, \
+        (ap_fn)name##_40, (ap_fn)name##_41, (ap_fn)name##_42, (ap_fn)name##_43, \
+        (ap_fn)name##_44, (ap_fn)name##_45, (ap_fn)name##_46, (ap_fn)name##_47,};
 
 /* newctx(provctx) and newctx(provctx, propq): the backend's, wrapped in an ap_ctx. */
 void *ap_newctx(void *provctx, enum ap_op op, int slot, int newctx_id, int freectx_id,

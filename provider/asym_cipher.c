@@ -115,4 +115,4 @@ static const ap_fn_desc fns[] = {
     {0, AP_WRAP, NULL, NULL},
 };
 
-const ap_op_desc ap_asym_cipher_desc = {OSSL_OP_ASYM_CIPHER, names, fns};
+const ap_op_desc ap_asym_cipher_desc = {OSSL_OP_ASYM_CIPHER, "asym_cipher", names, fns};

@@ -31,6 +31,10 @@ static OSSL_FUNC_cipher_final_fn ciph_final;
 static OSSL_FUNC_cipher_cipher_fn ciph_cipher;
 static OSSL_FUNC_cipher_get_ctx_params_fn ciph_get_ctx_params;
 static OSSL_FUNC_cipher_set_ctx_params_fn ciph_set_ctx_params;
+static ap_cipher_skey_init_fn ciph_encrypt_skey_init, ciph_decrypt_skey_init;
+static ap_cipher_pipeline_init_fn ciph_pipeline_encrypt_init, ciph_pipeline_decrypt_init;
+static ap_cipher_pipeline_update_fn ciph_pipeline_update;
+static ap_cipher_pipeline_final_fn ciph_pipeline_final;
 
 static void ciph_freectx(void *ctx)
 {
@@ -58,6 +62,67 @@ static int ciph_decrypt_init(void *ctx, const unsigned char *key, size_t keylen,
 
     return AP_FN(c->alg, OSSL_FUNC_CIPHER_DECRYPT_INIT, OSSL_FUNC_cipher_decrypt_init_fn)(
         c->b, key, keylen, iv, ivlen, params);
+}
+
+/* Opaque-key init (3.5): skeydata is the backend's own, made by our skeymgmt
+ * (skeymgmt.c), which hands out the backend's keys unwrapped. */
+static int ciph_encrypt_skey_init(void *ctx, void *skeydata, const unsigned char *iv,
+                                  size_t ivlen, const OSSL_PARAM params[])
+{
+    ap_ctx *c = ctx;
+
+    return AP_FN(c->alg, OSSL_FUNC_CIPHER_ENCRYPT_SKEY_INIT, ap_cipher_skey_init_fn)(
+        c->b, skeydata, iv, ivlen, params);
+}
+
+static int ciph_decrypt_skey_init(void *ctx, void *skeydata, const unsigned char *iv,
+                                  size_t ivlen, const OSSL_PARAM params[])
+{
+    ap_ctx *c = ctx;
+
+    return AP_FN(c->alg, OSSL_FUNC_CIPHER_DECRYPT_SKEY_INIT, ap_cipher_skey_init_fn)(
+        c->b, skeydata, iv, ivlen, params);
+}
+
+/* Pipelines (3.5): forwarded as they are, inline (a backend that has them is an
+ * accelerator of its own). */
+static int ciph_pipeline_encrypt_init(void *ctx, const unsigned char *key, size_t keylen,
+                                      size_t numpipes, const unsigned char **iv, size_t ivlen,
+                                      const OSSL_PARAM params[])
+{
+    ap_ctx *c = ctx;
+
+    return AP_FN(c->alg, OSSL_FUNC_CIPHER_PIPELINE_ENCRYPT_INIT, ap_cipher_pipeline_init_fn)(
+        c->b, key, keylen, numpipes, iv, ivlen, params);
+}
+
+static int ciph_pipeline_decrypt_init(void *ctx, const unsigned char *key, size_t keylen,
+                                      size_t numpipes, const unsigned char **iv, size_t ivlen,
+                                      const OSSL_PARAM params[])
+{
+    ap_ctx *c = ctx;
+
+    return AP_FN(c->alg, OSSL_FUNC_CIPHER_PIPELINE_DECRYPT_INIT, ap_cipher_pipeline_init_fn)(
+        c->b, key, keylen, numpipes, iv, ivlen, params);
+}
+
+static int ciph_pipeline_update(void *ctx, size_t numpipes, unsigned char **out, size_t *outl,
+                                const size_t *outsize, const unsigned char **in,
+                                const size_t *inl)
+{
+    ap_ctx *c = ctx;
+
+    return AP_FN(c->alg, OSSL_FUNC_CIPHER_PIPELINE_UPDATE, ap_cipher_pipeline_update_fn)(
+        c->b, numpipes, out, outl, outsize, in, inl);
+}
+
+static int ciph_pipeline_final(void *ctx, size_t numpipes, unsigned char **out, size_t *outl,
+                               const size_t *outsize)
+{
+    ap_ctx *c = ctx;
+
+    return AP_FN(c->alg, OSSL_FUNC_CIPHER_PIPELINE_FINAL, ap_cipher_pipeline_final_fn)(
+        c->b, numpipes, out, outl, outsize);
 }
 
 static int ciph_get_ctx_params(void *ctx, OSSL_PARAM params[])
@@ -177,7 +242,13 @@ static const ap_fn_desc fns[] = {
     S(GETTABLE_PARAMS, ciph_gettable_params),
     S(GETTABLE_CTX_PARAMS, ciph_gettable_ctx_params),
     S(SETTABLE_CTX_PARAMS, ciph_settable_ctx_params),
+    W(ENCRYPT_SKEY_INIT, ciph_encrypt_skey_init),
+    W(DECRYPT_SKEY_INIT, ciph_decrypt_skey_init),
+    W(PIPELINE_ENCRYPT_INIT, ciph_pipeline_encrypt_init),
+    W(PIPELINE_DECRYPT_INIT, ciph_pipeline_decrypt_init),
+    W(PIPELINE_UPDATE, ciph_pipeline_update),
+    W(PIPELINE_FINAL, ciph_pipeline_final),
     {0, AP_WRAP, NULL, NULL},
 };
 
-const ap_op_desc ap_cipher_desc = {OSSL_OP_CIPHER, names, fns};
+const ap_op_desc ap_cipher_desc = {OSSL_OP_CIPHER, "cipher", names, fns};

@@ -1,5 +1,6 @@
 /*
- * provider/keymgmt.c — RSA, RSA-PSS, EC, X25519, X448, ED25519, ED448.
+ * provider/keymgmt.c — RSA, RSA-PSS, EC, X25519, X448, ED25519, ED448, and what the
+ * backend has of ML-KEM, the hybrid ML-KEM TLS groups, ML-DSA and SLH-DSA (3.5+).
  *
  * Our keys are the backend's own keydata objects: every function that takes only keydata
  * (free, has, match, import, export, ...) is the backend's, used as it is. Key generation
@@ -12,7 +13,9 @@
 #define OP AP_OP_KEYMGMT
 
 static const char *const names[] = {
-    "RSA", "RSA-PSS", "EC", "X25519", "X448", "ED25519", "ED448", NULL,
+    "RSA", "RSA-PSS", "EC", "X25519", "X448", "ED25519", "ED448",
+    "ML-KEM-*", "X25519MLKEM768", "X448MLKEM1024", "SecP256r1MLKEM768", "SecP384r1MLKEM1024",
+    "ML-DSA-*", "SLH-DSA-*", NULL,
 };
 
 /* new(provctx): the backend's keydata, unwrapped. */
@@ -45,11 +48,13 @@ AP_EXPAND_SLOTS(KM_GEN_INIT_FN_, ~)
 AP_SLOT_TABLE(km_gen_init)
 
 AP_DEFINE_CTX_PARAMS(km_gen_settable_params, OP, OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS)
+AP_DEFINE_CTX_PARAMS(km_gen_gettable_params, OP, OSSL_FUNC_KEYMGMT_GEN_GETTABLE_PARAMS)
 AP_DEFINE_PROV_PARAMS(km_gettable_params, OP, OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS)
 AP_DEFINE_PROV_PARAMS(km_settable_params, OP, OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS)
 
 static OSSL_FUNC_keymgmt_gen_set_template_fn km_gen_set_template;
 static OSSL_FUNC_keymgmt_gen_set_params_fn km_gen_set_params;
+static int km_gen_get_params(void *genctx, OSSL_PARAM params[]);
 static OSSL_FUNC_keymgmt_gen_fn km_gen;
 static OSSL_FUNC_keymgmt_gen_cleanup_fn km_gen_cleanup;
 
@@ -65,6 +70,25 @@ static int km_gen_set_params(void *genctx, const OSSL_PARAM params[])
 {
     return ap_ctx_set_params(genctx, params, OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS);
 }
+
+static int km_gen_get_params(void *genctx, OSSL_PARAM params[])
+{
+    return ap_ctx_get_params(genctx, params, OSSL_FUNC_KEYMGMT_GEN_GET_PARAMS);
+}
+
+/* import_types_ex/export_types_ex(provctx, selection), OpenSSL 3.2+. */
+static const OSSL_PARAM *km_types_ex(void *provctx, int slot, int id, int selection)
+{
+    const ap_alg *a = ap_slot_alg(provctx, OP, slot);
+
+    return AP_FN(a, id, ap_keymgmt_types_ex_fn)(a->prov->bprovctx, selection);
+}
+#define KM_TYPES_EX_FN_(name, id, i)                                               \
+    static const OSSL_PARAM *name##_##i(void *p, int sel) { return km_types_ex(p, i, id, sel); }
+AP_EXPAND_SLOTS(KM_TYPES_EX_FN_, km_import_types_ex, OSSL_FUNC_KEYMGMT_IMPORT_TYPES_EX)
+AP_SLOT_TABLE(km_import_types_ex)
+AP_EXPAND_SLOTS(KM_TYPES_EX_FN_, km_export_types_ex, OSSL_FUNC_KEYMGMT_EXPORT_TYPES_EX)
+AP_SLOT_TABLE(km_export_types_ex)
 
 static void km_gen_cleanup(void *genctx)
 {
@@ -111,6 +135,8 @@ static const ap_fn_desc fns[] = {
     W(GEN_SET_TEMPLATE, km_gen_set_template),
     W(GEN_SET_PARAMS, km_gen_set_params),
     S(GEN_SETTABLE_PARAMS, km_gen_settable_params),
+    W(GEN_GET_PARAMS, km_gen_get_params),
+    S(GEN_GETTABLE_PARAMS, km_gen_gettable_params),
     W(GEN, km_gen),
     W(GEN_CLEANUP, km_gen_cleanup),
     D(LOAD),
@@ -127,8 +153,10 @@ static const ap_fn_desc fns[] = {
     D(IMPORT_TYPES),
     D(EXPORT),
     D(EXPORT_TYPES),
+    S(IMPORT_TYPES_EX, km_import_types_ex),
+    S(EXPORT_TYPES_EX, km_export_types_ex),
     D(DUP),
     {0, AP_WRAP, NULL, NULL},
 };
 
-const ap_op_desc ap_keymgmt_desc = {OSSL_OP_KEYMGMT, names, fns};
+const ap_op_desc ap_keymgmt_desc = {OSSL_OP_KEYMGMT, "keymgmt", names, fns};

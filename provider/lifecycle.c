@@ -190,7 +190,9 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
         || !ap_build_op(p, AP_OP_SIGNATURE, &ap_signature_desc)
         || !ap_build_op(p, AP_OP_ASYM_CIPHER, &ap_asym_cipher_desc)
         || !ap_build_op(p, AP_OP_KEYEXCH, &ap_keyexch_desc)
-        || !ap_build_op(p, AP_OP_CIPHER, &ap_cipher_desc)) {
+        || !ap_build_op(p, AP_OP_CIPHER, &ap_cipher_desc)
+        || !ap_build_op(p, AP_OP_KEM, &ap_kem_desc)
+        || !ap_build_op(p, AP_OP_SKEYMGMT, &ap_skeymgmt_desc)) {
         AP_RAISE(ERR_R_INIT_FAIL, "cannot build the algorithm tables from the backend's");
         goto err;
     }

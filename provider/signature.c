@@ -1,8 +1,10 @@
 /*
- * provider/signature.c — RSA (PKCS#1 v1.5, PSS), ECDSA, ED25519, ED448.
+ * provider/signature.c — RSA (PKCS#1 v1.5, PSS), ECDSA, ED25519, ED448, and what the
+ * backend has of ML-DSA and SLH-DSA (3.5+).
  *
- * sign, verify, verify_recover, digest_sign_final, digest_verify_final and the one-shot
- * digest_sign/digest_verify are offloaded; a size query (NULL output) runs inline. The
+ * sign, verify, verify_recover, digest_sign_final, digest_verify_final, the one-shot
+ * digest_sign/digest_verify and (3.4+) sign_message_final/verify_message_final are
+ * offloaded; a size query (NULL output) runs inline. The
  * TLS handshake signs through EVP_DigestSign, which reaches digest_sign_final (RSA,
  * ECDSA) or digest_sign (EdDSA): wrapping sign alone would offload nothing there.
  */
@@ -13,7 +15,8 @@
 #define OP AP_OP_SIGNATURE
 #define FN(c, id, type) AP_FN((c)->alg, id, type)
 
-static const char *const names[] = {"RSA", "ECDSA", "ED25519", "ED448", NULL};
+static const char *const names[] = {"RSA", "ECDSA", "ED25519", "ED448", "ML-DSA-*", "SLH-DSA-*",
+                                    NULL};
 
 AP_DEFINE_NEWCTX_PQ(sig_newctx, OP, OSSL_FUNC_SIGNATURE_NEWCTX, OSSL_FUNC_SIGNATURE_FREECTX)
 AP_DEFINE_CTX_PARAMS(sig_gettable_ctx_params, OP, OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS)
@@ -41,6 +44,10 @@ static OSSL_FUNC_signature_get_ctx_md_params_fn sig_get_ctx_md_params;
 static OSSL_FUNC_signature_gettable_ctx_md_params_fn sig_gettable_ctx_md_params;
 static OSSL_FUNC_signature_set_ctx_md_params_fn sig_set_ctx_md_params;
 static OSSL_FUNC_signature_settable_ctx_md_params_fn sig_settable_ctx_md_params;
+static ap_sig_message_init_fn sig_sign_message_init, sig_verify_message_init;
+static ap_sig_message_update_fn sig_sign_message_update, sig_verify_message_update;
+static ap_sig_sign_message_final_fn sig_sign_message_final;
+static ap_sig_verify_message_final_fn sig_verify_message_final;
 
 static void sig_freectx(void *ctx)
 {
@@ -142,6 +149,39 @@ static const OSSL_PARAM *sig_settable_ctx_md_params(void *ctx)
 
     return c == NULL ? NULL : FN(c, OSSL_FUNC_SIGNATURE_SETTABLE_CTX_MD_PARAMS,
                                  OSSL_FUNC_signature_settable_ctx_md_params_fn)(c->b);
+}
+
+/* Message signatures (3.4+): init and update forwarded, final offloaded below. */
+static int sig_sign_message_init(void *ctx, void *key, const OSSL_PARAM params[])
+{
+    ap_ctx *c = ctx;
+
+    return FN(c, OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT, ap_sig_message_init_fn)(c->b, key,
+                                                                               params);
+}
+
+static int sig_sign_message_update(void *ctx, const unsigned char *in, size_t inlen)
+{
+    ap_ctx *c = ctx;
+
+    return FN(c, OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_UPDATE, ap_sig_message_update_fn)(c->b, in,
+                                                                                   inlen);
+}
+
+static int sig_verify_message_init(void *ctx, void *key, const OSSL_PARAM params[])
+{
+    ap_ctx *c = ctx;
+
+    return FN(c, OSSL_FUNC_SIGNATURE_VERIFY_MESSAGE_INIT, ap_sig_message_init_fn)(c->b, key,
+                                                                                 params);
+}
+
+static int sig_verify_message_update(void *ctx, const unsigned char *in, size_t inlen)
+{
+    ap_ctx *c = ctx;
+
+    return FN(c, OSSL_FUNC_SIGNATURE_VERIFY_MESSAGE_UPDATE, ap_sig_message_update_fn)(c->b, in,
+                                                                                     inlen);
 }
 
 /* ---- offloaded ---- */
@@ -280,7 +320,41 @@ static int sig_digest_verify(void *ctx, const unsigned char *sig, size_t siglen,
     return ap_run(a.c->alg, AP_K_VERIFY, 1, do_digest_verify, &a);
 }
 
+static int do_sign_message_final(void *p)
+{
+    struct sig_args *a = p;
+
+    return FN(a->c, OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_FINAL, ap_sig_sign_message_final_fn)(
+        a->c->b, a->out, a->outlen, a->outsize);
+}
+
+static int sig_sign_message_final(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsize)
+{
+    struct sig_args a = {.c = ctx, .out = sig, .outlen = siglen, .outsize = sigsize};
+
+    if (sig == NULL)
+        return do_sign_message_final(&a);
+    return ap_run(a.c->alg, AP_K_SIGN, 1, do_sign_message_final, &a);
+}
+
+/* The signature to check was given through set_ctx_params before. */
+static int do_verify_message_final(void *p)
+{
+    struct sig_args *a = p;
+
+    return FN(a->c, OSSL_FUNC_SIGNATURE_VERIFY_MESSAGE_FINAL, ap_sig_verify_message_final_fn)(
+        a->c->b);
+}
+
+static int sig_verify_message_final(void *ctx)
+{
+    struct sig_args a = {.c = ctx};
+
+    return ap_run(a.c->alg, AP_K_VERIFY, 1, do_verify_message_final, &a);
+}
+
 #define W(id, f) {OSSL_FUNC_SIGNATURE_##id, AP_WRAP, (ap_fn)(f), NULL}
+#define D(id) {OSSL_FUNC_SIGNATURE_##id, AP_DIRECT, NULL, NULL}
 #define S(id, f) {OSSL_FUNC_SIGNATURE_##id, AP_SLOT, NULL, f##_slots}
 static const ap_fn_desc fns[] = {
     S(NEWCTX, sig_newctx),
@@ -308,7 +382,14 @@ static const ap_fn_desc fns[] = {
     W(GETTABLE_CTX_MD_PARAMS, sig_gettable_ctx_md_params),
     W(SET_CTX_MD_PARAMS, sig_set_ctx_md_params),
     W(SETTABLE_CTX_MD_PARAMS, sig_settable_ctx_md_params),
+    D(QUERY_KEY_TYPES), /* (void): the backend's list, as it is */
+    W(SIGN_MESSAGE_INIT, sig_sign_message_init),
+    W(SIGN_MESSAGE_UPDATE, sig_sign_message_update),
+    W(SIGN_MESSAGE_FINAL, sig_sign_message_final),
+    W(VERIFY_MESSAGE_INIT, sig_verify_message_init),
+    W(VERIFY_MESSAGE_UPDATE, sig_verify_message_update),
+    W(VERIFY_MESSAGE_FINAL, sig_verify_message_final),
     {0, AP_WRAP, NULL, NULL},
 };
 
-const ap_op_desc ap_signature_desc = {OSSL_OP_SIGNATURE, names, fns};
+const ap_op_desc ap_signature_desc = {OSSL_OP_SIGNATURE, "signature", names, fns};

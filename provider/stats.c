@@ -15,7 +15,7 @@
 #include "offload/offload.h"
 
 static const char *const kind_names[AP_NKINDS] = {
-    "sign", "verify", "asym_cipher", "derive", "keygen", "cipher",
+    "sign", "verify", "asym_cipher", "derive", "keygen", "cipher", "kem",
 };
 static const char *const cnt_names[AP_NCNT] = {"offloaded", "inline", "eagain", "errors"};
 
@@ -34,8 +34,10 @@ static const OSSL_PARAM gettable[] = {
     OSSL_PARAM_DEFN(OSSL_PROV_PARAM_STATUS, OSSL_PARAM_INTEGER, NULL, 0),
     AP_CNT_PARAMS("sign"), AP_CNT_PARAMS("verify"), AP_CNT_PARAMS("asym_cipher"),
     AP_CNT_PARAMS("derive"), AP_CNT_PARAMS("keygen"), AP_CNT_PARAMS("cipher"),
+    AP_CNT_PARAMS("kem"),
     AP_POOL_PARAM("workers"), AP_POOL_PARAM("depth"), AP_POOL_PARAM("submitted"),
     AP_POOL_PARAM("completed"), AP_POOL_PARAM("rejected_full"), AP_POOL_PARAM("high_water"),
+    OSSL_PARAM_DEFN("asyncpool.dropped", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.stats", OSSL_PARAM_UTF8_STRING, NULL, 0),
     OSSL_PARAM_END,
 };
@@ -62,6 +64,8 @@ static void stats_line(ap_prov *p, char *buf, size_t len)
                         (unsigned long long)atomic_load(&p->cnt[k][AP_C_INLINE]),
                         (unsigned long long)atomic_load(&p->cnt[k][AP_C_EAGAIN]),
                         (unsigned long long)atomic_load(&p->cnt[k][AP_C_ERRORS]));
+    if (off < len)
+        off += snprintf(buf + off, len - off, " dropped=%u;", p->dropped);
     if (off < len)
         snprintf(buf + off, len - off,
                  " pool workers=%u submitted=%llu completed=%llu rejected_full=%llu high_water=%llu",
@@ -113,6 +117,9 @@ int ap_get_params(void *provctx, OSSL_PARAM params[])
                 && !OSSL_PARAM_set_uint64(q, pool[i].v))
                 return 0;
     }
+    if ((q = OSSL_PARAM_locate(params, "asyncpool.dropped")) != NULL
+        && !OSSL_PARAM_set_uint64(q, p->dropped))
+        return 0;
     if ((q = OSSL_PARAM_locate(params, "asyncpool.stats")) != NULL) {
         char line[1024];
 

@@ -10,8 +10,10 @@
 
 static OSSL_PROVIDER *ap_prov;
 
+/* kem: ML-KEM and the hybrid groups (OpenSSL 3.5+); a build without it leaves the
+ * counter unmodified, and it is not printed. */
 static const char *const ops[] = { "sign", "verify", "asym_cipher", "derive", "keygen",
-                                   "cipher" };
+                                   "cipher", "kem" };
 static const char *const kinds[] = { "offloaded", "inline", "eagain", "errors" };
 static const char *const pool[] = { "workers", "depth", "submitted", "completed",
                                     "rejected_full", "high_water" };

@@ -55,6 +55,7 @@ static struct {
     double warmup;
     int tls_min, tls_max;
     const char *ciphers, *ciphersuites;
+    const char *groups;
     bool resume;
     bool async;
     bool request;
@@ -91,6 +92,7 @@ struct slot {
 
 static struct {
     uint64_t handshakes, failures, resumed, requests;
+    char group[64];         /* key exchange group of the last counted handshake */
     uint64_t t0, t_measure, t_end;
     uint32_t *lat;          /* handshake latencies in microseconds */
     size_t nlat, caplat;
@@ -348,9 +350,14 @@ static void slot_drive(struct slot *s)
             uint64_t now = ev_now_us();
 
             if (measuring(now)) {
+                const char *group = SSL_group_to_name(s->ssl,
+                                                      SSL_get_negotiated_group(s->ssl));
+
                 g.handshakes++;
                 if (SSL_session_reused(s->ssl))
                     g.resumed++;
+                if (group != NULL)
+                    snprintf(g.group, sizeof(g.group), "%s", group);
                 record_latency(now - s->t_start);
             }
             s->st = opt.request ? C_WRITE : C_SHUTDOWN;
@@ -718,6 +725,7 @@ static void usage(FILE *f)
         "  -w, --warmup S        do not count the first S seconds (duration mode)\n"
         "      --tls V           1.2 or 1.3 (default: negotiate, max 1.3)\n"
         "      --ciphers L, --ciphersuites L   TLS<=1.2 / TLS 1.3 cipher lists\n"
+        "      --groups L        key exchange groups, e.g. X25519MLKEM768 (OpenSSL 3.5+)\n"
         "      --resume          resume sessions (default: full handshakes only)\n"
         "      --async           SSL_MODE_ASYNC on the client side (fd mode)\n"
         "      --no-request      handshake only, no HTTP GET\n"
@@ -742,6 +750,7 @@ static void parse_args(int argc, char **argv)
         { "warmup", required_argument, NULL, 'w' }, { "tls", required_argument, NULL, 'T' },
         { "ciphers", required_argument, NULL, 'x' },
         { "ciphersuites", required_argument, NULL, 'X' },
+        { "groups", required_argument, NULL, 'r' },
         { "resume", no_argument, NULL, 'R' }, { "async", no_argument, NULL, 'A' },
         { "no-request", no_argument, NULL, 'N' }, { "path", required_argument, NULL, 'P' },
         { "timeout", required_argument, NULL, 't' },
@@ -764,6 +773,7 @@ static void parse_args(int argc, char **argv)
         case 'T': opt.tls_min = opt.tls_max = parse_tls_version(optarg); break;
         case 'x': opt.ciphers = optarg; break;
         case 'X': opt.ciphersuites = optarg; break;
+        case 'r': opt.groups = optarg; break;
         case 'R': opt.resume = true; break;
         case 'A': opt.async = true; break;
         case 'N': opt.request = false; break;
@@ -806,6 +816,8 @@ static SSL_CTX *make_ctx(bool keepalive)
         die("bad --ciphers %s", opt.ciphers);
     if (opt.ciphersuites && SSL_CTX_set_ciphersuites(ctx, opt.ciphersuites) != 1)
         die("bad --ciphersuites %s", opt.ciphersuites);
+    if (opt.groups && SSL_CTX_set1_groups_list(ctx, opt.groups) != 1)
+        die("bad --groups %s", opt.groups);
     /* Test certificates on loopback: no verification. The callback replaces
      * X509_verify_cert, which SSL_VERIFY_NONE alone still runs (and ignores): chain
      * building is client CPU that would be taken from the server under test. */
@@ -925,12 +937,13 @@ int main(int argc, char **argv)
     qsort(g.lat, g.nlat, sizeof(*g.lat), cmp_u32);
     apstats_format(counters, sizeof(counters));
     printf("tls_client: handshakes=%llu failures=%llu resumed=%llu requests=%llu "
-           "elapsed=%.2f hs_per_s=%.1f p50_ms=%.2f p99_ms=%.2f concurrency=%d async=%d%s\n",
+           "elapsed=%.2f hs_per_s=%.1f p50_ms=%.2f p99_ms=%.2f concurrency=%d async=%d "
+           "group=%s%s\n",
            (unsigned long long)g.handshakes, (unsigned long long)g.failures,
            (unsigned long long)g.resumed, (unsigned long long)g.requests, secs,
            secs > 0 ? (double)g.handshakes / secs : 0.0,
            percentile_ms(0.50), percentile_ms(0.99), opt.conc, opt.async ? 1 : 0,
-           opt.async ? counters : "");
+           g.group[0] != '\0' ? g.group : "none", opt.async ? counters : "");
     if (opt.keepalive > 0)
         ka_ok = ka_finish();
 

@@ -14,6 +14,20 @@ ap_add_test(NAME provider_wycheproof
   TIMEOUT 600)
 set_tests_properties(provider_wycheproof PROPERTIES SKIP_RETURN_CODE 77)
 
+# Never worse than default: every offered algorithm has the backend's function ids, and
+# the 3.4/3.5 APIs (message signatures, opaque-key ciphers) work through asyncpool.
+ap_add_test(NAME provider_dispatch
+  SOURCES ${AP_PT}/test_dispatch.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 120)
+
+# ML-KEM, hybrid ML-KEM groups, ML-DSA, SLH-DSA both ways, in and out of jobs (3.5+;
+# on 3.0 each says "not available on this OpenSSL").
+ap_add_test(NAME provider_pq
+  SOURCES ${AP_PT}/test_pq.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 900)
+
 ap_add_test(NAME provider_errors
   SOURCES ${AP_PT}/test_errors.c ${AP_PT_COMMON}
   LIBS OpenSSL::SSL
@@ -79,3 +93,12 @@ ap_add_script_test(NAME provider_bad_config
 ap_add_script_test(NAME provider_speed_select
   COMMAND bash ${AP_PT}/speed_select.sh
   TIMEOUT 300)
+
+# The drop path: a fake backend (a built-in provider) whose algorithms carry function
+# ids the table builder does not know; provider/tables.c is linked in directly.
+ap_add_test(NAME provider_drop
+  SOURCES ${AP_PT}/test_drop.c ${CMAKE_SOURCE_DIR}/provider/tables.c
+          ${CMAKE_SOURCE_DIR}/provider/propq.c ${CMAKE_SOURCE_DIR}/provider/err.c
+          ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 60)

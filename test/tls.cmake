@@ -22,3 +22,10 @@ ap_tls_test(tls_load_fd load.sh ARGS fd)
 ap_tls_test(tls_load_cb load.sh ARGS cb LABELS threads)
 ap_tls_test(tls_hostile_fd hostile.sh ARGS fd)
 ap_tls_test(tls_hostile_cb hostile.sh ARGS cb LABELS threads)
+# TLS 1.3 with X25519MLKEM768 through s_server/s_client -async: the KEM offloaded on both
+# ends (3.5+; passes with "not available" on 3.0).
+ap_tls_test(tls_pq_hybrid pq.sh)
+# The demo server and client with X25519MLKEM768 (tls_client --groups; curl --curves
+# where curl has it) and with an ML-DSA-65 certificate: kem and sign offloaded in the
+# server (3.5+; passes with "not available" on 3.0).
+ap_tls_test(tls_pq_demo pq_demo.sh)
