@@ -10,6 +10,9 @@
 #   +F2:i:bits:sign/s:verify/s (RSA)   +F4:i:bits:sign/s:verify/s (ECDSA)
 #   +F5:i:bits:op/s:s/op (ECDH)        +F6:i:bits:name:sign/s:verify/s (EdDSA)
 #   +F:i:name:bytes/s (-evp, one -bytes size)
+# and, from OpenSSL 3.5 (-kem-algorithms / -signature-algorithms; i is the algorithm's
+# index in speed's list, which differs with asyncpool loaded):
+#   +F9:i:keygen/s:encaps/s:decaps/s (KEM)   +F10:i:keygen/s:sign/s:verify/s (signature)
 # With -multi the children's lines come back as "Got: +F..." and the parent's own +F line
 # is the sum, which is the one taken.
 
@@ -18,13 +21,46 @@ declare -A SPEED_ARGS=(
   [x25519]="ecdhx25519" [ed25519]="ed25519"
   [gcm16]="-bytes 16 -evp aes-128-gcm" [gcm1024]="-bytes 1024 -evp aes-128-gcm"
   [gcm16384]="-bytes 16384 -evp aes-128-gcm"
+  [mlkem768]="ML-KEM-768" [mldsa65]="ML-DSA-65"
 )
 # record kind, the metrics it carries, and the asyncpool operation that must be offloaded
 declare -A SPEED_KIND=([rsa2048]=F2 [rsa4096]=F2 [ecdsap256]=F4 [ecdhp256]=F5 [x25519]=F5
-                       [ed25519]=F6 [gcm16]=F [gcm1024]=F [gcm16384]=F)
+                       [ed25519]=F6 [gcm16]=F [gcm1024]=F [gcm16384]=F
+                       [mlkem768]=F9 [mldsa65]=F10)
 declare -A SPEED_OP=([rsa2048]=sign [rsa4096]=sign [ecdsap256]=sign [ecdhp256]=derive
                      [x25519]=derive [ed25519]=sign [gcm16]=cipher [gcm1024]=cipher
-                     [gcm16384]=cipher)
+                     [gcm16384]=cipher [mlkem768]=kem [mldsa65]=sign)
+
+# The post-quantum tests, added to the default SPEED_TESTS when the openssl we run has
+# the algorithm (OpenSSL 3.5 and later): test name and the `openssl list` option that
+# shows it. Asked of openssl itself, not inferred from its version string.
+SPEED_PQ=(mlkem768 mldsa65)
+declare -A SPEED_PQ_LIST=([mlkem768]=-kem-algorithms [mldsa65]=-signature-algorithms)
+# Whether the user chose the tests (SPEED_TESTS in the environment): then none is added.
+SPEED_TESTS_GIVEN=${SPEED_TESTS:+1}
+
+# speed_has TEST: the default provider of this openssl offers TEST's algorithm
+speed_has() {
+  local l # not piped into grep -q: under pipefail an early exit can fail the pipe
+  l=$(OPENSSL_CONF=/dev/null openssl list "${SPEED_PQ_LIST[$1]}" 2>/dev/null) || return 1
+  grep -qiw -- "${SPEED_ARGS[$1]}" <<<"$l"
+}
+
+# speed_add_pq: appends to SPEED_TESTS the PQ tests this openssl can run (none on 3.0),
+# unless the user set SPEED_TESTS, and grows the plan's step count to match
+speed_add_pq() {
+  local t added=()
+  [ -z "$SPEED_TESTS_GIVEN" ] || return 0
+  for t in "${SPEED_PQ[@]}"; do
+    [[ " ${SPEED_TESTS[*]} " == *" $t "* ]] && continue
+    speed_has "$t" && added+=("$t")
+  done
+  [ ${#added[@]} -gt 0 ] || return 0
+  SPEED_TESTS+=("${added[@]}")
+  NSTEPS=$((NSTEPS + ROUNDS * ${#added[@]} * ${#SPEED_CONT[@]}))
+  echo "speed: $(openssl version | cut -d' ' -f1-2) has ${added[*]}: added to the speed tests" \
+       "(now $NSTEPS steps)"
+}
 
 # parse_speed KIND FILE -> "metric value" lines; nothing when the +F line is missing
 parse_speed() {
@@ -33,6 +69,8 @@ parse_speed() {
       else if (k == "+F5") print "derive", $4
       else if (k == "+F6") { print "sign", $5; print "verify", $6 }
       else if (k == "+F") printf "MBps %.2f\n", $4 / 1e6
+      else if (k == "+F9") { print "encaps", $4; print "decaps", $5 }
+      else if (k == "+F10") { print "sign", $4; print "verify", $5 }
       n++
     } END { exit n == 1 ? 0 : 1 }' "$2"
 }
@@ -132,6 +170,7 @@ label_of() {
 run_speed() {
   local r ti k c n
   local -a conts
+  speed_add_pq
   for ((r = 0; r < ROUNDS; r++)); do
     for ((ti = 0; ti < ${#SPEED_TESTS[@]}; ti++)); do
       local t=${SPEED_TESTS[$ti]}
