@@ -77,13 +77,14 @@ parse_speed() {
 
 # parse_apstats FILE -> "op offloaded inline eagain errors submitted high_water" lines
 # from the provider's ASYNCPOOL_STATS=1 exit line:
-#   asyncpool: sign offloaded=N inline=N eagain=N errors=N; verify ...; pool workers=N
-#   submitted=N completed=N rejected_full=N high_water=N
+#   asyncpool: sign offloaded=N inline=N eagain=N errors=N; verify ...; kem ...; dropped=N;
+#   pool workers=N submitted=N completed=N rejected_full=N high_water=N
 parse_apstats() {
   awk '/^asyncpool: / {
       sub(/^asyncpool: /, ""); n = split($0, seg, /; */)
       for (i = 1; i <= n; i++) {
         m = split(seg[i], f, / +/); name = f[1]
+        if (name ~ /=/) continue  # not an operation: "dropped=N" (algorithms left out)
         for (j = 2; j <= m; j++) { split(f[j], kv, "="); v[name "." kv[1]] = kv[2] }
         if (name != "pool") ops[++nops] = name
       }
