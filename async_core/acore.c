@@ -200,6 +200,15 @@ struct notifier {
     atomic_int sleepers;
 };
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 static void futex_wait(atomic_uint *addr, unsigned expected, const struct timespec *timeout)
 {
     /* Returns on a wake, a value change (EAGAIN), a signal or the timeout: callers
@@ -468,10 +477,20 @@ static void notifier_drain(struct notifier *n)
  * this is a wait for a few instructions, not for anything the application does. */
 static void notifier_settle(struct notifier *n)
 {
+    unsigned i;
+
     if (!notifier_ours(n))
         return; /* in a fork child: the writers were the parent's threads */
-    while (atomic_load(&n->sig_inflight) != 0)
-        sched_yield();
+    /* The usual writer is the worker whose write() woke us, returning from it: spin
+     * first (a yield is a system call, and on a busy machine it hands the core to
+     * whoever else is runnable for a whole time slice), yield only if it was
+     * preempted there. */
+    for (i = 0; atomic_load(&n->sig_inflight) != 0; i++) {
+        if (i < 4096)
+            cpu_relax();
+        else
+            sched_yield();
+    }
     notifier_drain(n);
 }
 
