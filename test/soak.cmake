@@ -1,0 +1,21 @@
+# The soak (test/soak/): everything at once for a while, checking results, bounds and
+# counters; see test/soak/soak.c. A plain C program (exit status), not a Check suite.
+# Here it runs briefly; scripts/soak.sh runs it for minutes. Labelled "threads" so the
+# TSan suite runs it too. Its fork thread and its abandoned jobs are on in the plain
+# build only (the program decides: GCC 12's ASan allocator is not fork-safe, TSan
+# cannot follow a child that starts threads, and an abandoned job is a leak by design).
+if(ASYNCPOOL_SANITIZE STREQUAL "")
+  set(AP_SOAK_SECONDS 30)
+else()
+  set(AP_SOAK_SECONDS 15)
+endif()
+ap_add_test(NAME soak
+            SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/soak/soak.c
+                    ${CMAKE_CURRENT_SOURCE_DIR}/soak/app.c
+                    ${CMAKE_CURRENT_SOURCE_DIR}/soak/work.c
+                    ${CMAKE_CURRENT_SOURCE_DIR}/soak/prov.c
+                    ${CMAKE_CURRENT_SOURCE_DIR}/soak/forker.c
+                    ${CMAKE_CURRENT_SOURCE_DIR}/core/util.c
+            ARGS --seconds ${AP_SOAK_SECONDS}
+            LABELS threads
+            TIMEOUT 300)
