@@ -33,6 +33,7 @@ struct soak_opts {
     int fork, provider, abandon;  /* parts switched on */
     int prov_during_fork;         /* application signatures while fork() runs (prov.c) */
     int keep_going;               /* a failed check does not end the run */
+    int fork_pool_child;          /* fork children also use the pool (forker.c) */
     uint64_t call_bound_ns;       /* longest ASYNC_start_job call allowed */
     uint64_t job_bound_ns;        /* longest job allowed, start to finish */
     uint64_t stall_ns;            /* watchdog: longest time without progress */
@@ -45,7 +46,7 @@ struct soak_counts {
     atomic_ullong jobs, jobs_fd, jobs_cb, calls, calls_offloaded, eagain, callbacks,
         resumes, early_resumes, eagain_resumes, wctx_frees, abandoned, errors_checked,
         marks_checked, blocked_calls, outside_calls, stale_checks, slow_excused,
-        slow_during_fork,
+        slow_during_fork, slow_in_libcrypto,
         prov_calls, prov_cycles, prov_alone_cycles, prov_signs, prov_signs_in_job,
         prov_block_calls, prov_block_offloaded, prov_block_eagain, forks,
         fork_variant[4];
@@ -85,7 +86,10 @@ extern _Thread_local const char *soak_role;
 void check_callback_thread(void);
 
 uint32_t rnd(uint32_t *s);
+uint64_t soak_elapsed_ns(void); /* since the run began */
 uint64_t schedstat_wait_ns(int fd); /* run-queue wait of a thread, from its schedstat */
+/* The pool workers' run-queue waits so far, added up (sampled every 5 ms). */
+uint64_t workers_wait_ns(void);
 
 /* ---- work.c: the offloaded functions and the calls a job makes ------------------ */
 
@@ -115,6 +119,7 @@ struct jctx {
     int cur_call;     /* the call in progress */
     int in_prov;      /* 1 while it uses the shared asyncpool libctx (never abandoned) */
     int blocked;      /* a K_BLOCKED call ran since the loop last resumed the job */
+    uint64_t ossl_ns; /* since then, in libcrypto's own work around K_PROV calls */
 };
 
 void work_init_reference(void);
