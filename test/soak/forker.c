@@ -16,8 +16,8 @@
  * (errs_capture -> ERR_peek_error), which takes libcrypto's global thread-event lock;
  * if another thread of the parent held that lock at the fork (a libctx being freed, a
  * provider teardown's OPENSSL_thread_stop_ex, a thread starting or exiting), the
- * child's copy stays locked and the child hangs in its first offloaded call. Seen
- * about once in 125 such children.
+ * child's copy stays locked and the child hangs in its first offloaded call. Rare:
+ * one child in about 125 hung in one 10-minute run, none of 400 in a 3-minute one.
  */
 #define _GNU_SOURCE
 #include <errno.h>
