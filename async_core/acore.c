@@ -361,12 +361,16 @@ static int space_wake(offload_waiter *w, int aborted)
     return took;
 }
 
+/* A notifier; with_fd: with its eventfd, raising an error on failure. Without one
+ * (a blocking call outside a job) it raises nothing: that caller must not touch the
+ * thread's error state at all, see call_blocking. */
 static struct notifier *notifier_new(int with_fd)
 {
     struct notifier *n = calloc(1, sizeof(*n));
 
     if (n == NULL) {
-        ERR_raise(ERR_LIB_ASYNC, ERR_R_MALLOC_FAILURE);
+        if (with_fd)
+            ERR_raise(ERR_LIB_ASYNC, ERR_R_MALLOC_FAILURE);
         return NULL;
     }
     n->efd = -1;
@@ -638,13 +642,12 @@ static int call_blocking(int (*fn)(void *), void *arg, acore_trace *t)
     struct notifier *n;
     int r;
 
-    ERR_set_mark();
+    /* No ERR_* call here: the first one on a thread creates its error state, which
+     * takes a libcrypto-wide lock, and in a fork child that lock may have been held by
+     * another thread of the parent at the fork (seen on OpenSSL 3.5: the child hung). */
     n = notifier_new(0);
-    if (n == NULL) {
-        ERR_pop_to_mark();
+    if (n == NULL)
         return run_inline(fn, arg, t);
-    }
-    ERR_clear_last_mark();
     c.n = n;
     while ((r = try_submit(&c, t)) == OFFLOAD_FULL) {
         int w = space_arm(n, NULL, NULL);
