@@ -87,6 +87,36 @@ start_server() {
 }
 
 # stop_server NAME: SIGTERM, wait (bounded) for a clean exit, keep its summary line.
+# start_s_server N ARGS...: openssl s_server -async with the asyncpool config and
+# ASYNCPOOL_STATS=1, serving N connections then exiting, on a port it picks itself
+# (-accept 0). Its stdin must stay open (at EOF on stdin it drops the connection): a FIFO
+# held by a sleep that cleanup kills. Sets SP (its pid) and SPORT; log in
+# $WORK/s_server.log, stderr (the stats line) in $WORK/s_server.err.
+start_s_server() {
+  local n=$1 log=$WORK/s_server.log
+  shift
+  : >"$log"
+  mkfifo "$WORK/stdin"
+  sleep $((120 * SLOW)) >"$WORK/stdin" &
+  PIDS+=("$!")
+  "${AP_ENV[@]}" ASYNCPOOL_STATS=1 openssl s_server -async -naccept "$n" \
+    -accept 127.0.0.1:0 -cert "$WORK/rsa.crt" -key "$WORK/rsa.key" "$@" \
+    <"$WORK/stdin" >"$log" 2>"$WORK/s_server.err" &
+  SP=$!
+  PIDS+=("$SP")
+  wait_line '^ACCEPT' "$log" "$SP" "$WORK/s_server.err" "s_server died"
+  SPORT=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$log")
+  [ -n "$SPORT" ] || fail "s_server did not print its port"
+}
+
+# await_s_server_exit N: s_server must exit by itself once its N connections are done.
+await_s_server_exit() {
+  local i
+  for ((i = 0; i < 100 * SLOW; i++)); do kill -0 "$SP" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$SP" 2>/dev/null && fail "s_server did not exit after $1 connections"
+  return 0
+}
+
 stop_server() {
   local name=$1 i rc=0
   kill -TERM "$SERVER_PID"

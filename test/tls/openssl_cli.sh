@@ -24,21 +24,8 @@ expect_offloaded 2
 
 # s_server picks a free port itself (-accept 0) and prints it.
 n=50
-log=$WORK/s_server.log
-: >"$log"
-# Its stdin must stay open (at EOF on stdin it drops the connection): a FIFO held by a
-# sleep that cleanup kills.
-mkfifo "$WORK/stdin"
-sleep $((120 * SLOW)) >"$WORK/stdin" &
-PIDS+=("$!")
-"${AP_ENV[@]}" ASYNCPOOL_STATS=1 openssl s_server -async -naccept $n \
-  -accept 127.0.0.1:0 -cert "$WORK/rsa.crt" -key "$WORK/rsa.key" \
-  <"$WORK/stdin" >"$log" 2>"$WORK/s_server.err" &
-sp=$!
-PIDS+=("$sp")
-wait_line '^ACCEPT' "$log" "$sp" "$WORK/s_server.err" "s_server died"
-sport=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$log")
-[ -n "$sport" ] || fail "s_server did not print its port"
+start_s_server $n
+sp=$SP sport=$SPORT
 note "openssl s_server -async on port $sport"
 out=$(OPENSSL_CONF=$ASYNCPOOL_CONF timeout $((60 * SLOW)) "$BIN/tls_client" -p "$sport" \
         -n $n -c 4 --async --tls 1.3 --no-request --no-progress) || { echo "$out"; fail "tls_client against s_server"; }
@@ -48,8 +35,7 @@ expect failures eq 0 "$out"
 if have_provider; then
   expect verify.offloaded ge $n "$out"   # the client's own jobs paused too
 fi
-for ((i = 0; i < 100 * SLOW; i++)); do kill -0 "$sp" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$sp" 2>/dev/null && fail "s_server did not exit after $n connections"
+await_s_server_exit $n
 rc=0; wait "$sp" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$WORK/s_server.err" >&2; fail "s_server exit status $rc"; }
 if have_provider; then

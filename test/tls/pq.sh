@@ -14,19 +14,8 @@ have_provider || exit 77
 make_certs
 
 n=3
-log=$WORK/s_server.log
-: >"$log"
-mkfifo "$WORK/stdin"
-sleep $((120 * SLOW)) >"$WORK/stdin" &
-PIDS+=("$!")
-"${AP_ENV[@]}" ASYNCPOOL_STATS=1 openssl s_server -async -naccept $n -tls1_3 \
-  -groups X25519MLKEM768 -accept 127.0.0.1:0 -cert "$WORK/rsa.crt" -key "$WORK/rsa.key" \
-  <"$WORK/stdin" >"$log" 2>"$WORK/s_server.err" &
-sp=$!
-PIDS+=("$sp")
-wait_line '^ACCEPT' "$log" "$sp" "$WORK/s_server.err" "s_server died"
-sport=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$log")
-[ -n "$sport" ] || fail "s_server did not print its port"
+start_s_server $n -tls1_3 -groups X25519MLKEM768
+sp=$SP sport=$SPORT
 for ((i = 0; i < n; i++)); do
   out=$(echo | ASYNCPOOL_STATS=1 timeout $((30 * SLOW)) "${AP_ENV[@]}" openssl s_client \
           -async -connect "127.0.0.1:$sport" -tls1_3 -groups X25519MLKEM768 2>&1) \
@@ -37,8 +26,7 @@ for ((i = 0; i < n; i++)); do
   note "s_client: X25519MLKEM768 negotiated; client $kem"
   [ "${kem#kem offloaded=}" -ge 1 ] || fail "client: decapsulation not offloaded ($kem)"
 done
-for ((i = 0; i < 100 * SLOW; i++)); do kill -0 "$sp" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$sp" 2>/dev/null && fail "s_server did not exit after $n connections"
+await_s_server_exit $n
 wait "$sp" || true
 stats=$(grep '^asyncpool: ' "$WORK/s_server.err" | tail -1 || true)
 echo "s_server provider: $stats"
