@@ -60,20 +60,8 @@ resp_once() { # SERVER ROUND
   put resp "$t" cpu_client "$s" "$r" "$TR_CCORES"
   put resp "$t" cpu_others "$s" "$r" "$TR_OTHERS"
   local res="keep-alive p50=${p50}ms p99=${p99}ms max=${pmax}ms n=$kreq; flood hs/s=$hps; cores: srv=$TR_SCORES cli=$TR_CCORES others=$TR_OTHERS"
-  OFFLOAD_NOTE=''
-  tls_offload_check "$s" "resp-$t" "$r" "$log" "$res" || return 0
-  res+=$OFFLOAD_NOTE
-  if [ "$TR_RC" != 0 ] || [ "${ffail:-0}" != 0 ] || [ "${kfail:-0}" != 0 ]; then
-    cat "$log.out" "$log.err" >"$log.both" 2>/dev/null
-    step_fail "client rc=$TR_RC failures: flood=$ffail keep-alive=$kfail ($res)" "$log.both"
-    return 0
-  fi
-  if [ "$TR_SRC" != 0 ]; then
-    cat "$log.srv" "$log.srverr" >"$log.both" 2>/dev/null
-    step_fail "server exit status $TR_SRC ($res)" "$log.both"
-    return 0
-  fi
-  step_ok "$res"
+  tls_step_end "$s" "resp-$t" "$r" "$log" "$res" $((${ffail:-0} + ${kfail:-0})) \
+    "failures: flood=$ffail keep-alive=$kfail"
 }
 
 run_resp() {

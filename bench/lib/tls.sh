@@ -249,12 +249,20 @@ tls_once() { # SERVER CONC ROUND CERT
   put tls "$t" cpu_client "$s" "$r" "$TR_CCORES"
   put tls "$t" cpu_others "$s" "$r" "$TR_OTHERS"
   local res="hs/s=$hps p50=${p50}ms p99=${p99}ms cpu ms/conn: srv=$cpu cli=$ccpu; cores: srv=$TR_SCORES cli=$TR_CCORES others=$TR_OTHERS"
+  tls_step_end "$s" "tls-$t" "$r" "$log" "$res" "$fails" "failures=$fails of $((hs + fails))"
+}
+
+# tls_step_end SERVER TEST ROUND LOG RESULT FAILURES FAILURE_TEXT: the end of a client
+# run against a server, for the tls and resp groups: the offload proof, then the step's
+# verdict (client exit status and failures, then the server's exit status).
+tls_step_end() {
+  local s=$1 test=$2 r=$3 log=$4 res=$5 fails=$6 ftext=$7
   OFFLOAD_NOTE=''
-  tls_offload_check "$s" "tls-$t" "$r" "$log" "$res" || return 0
+  tls_offload_check "$s" "$test" "$r" "$log" "$res" || return 0
   res+=$OFFLOAD_NOTE
   if [ "$TR_RC" != 0 ] || [ "${fails:-0}" != 0 ]; then
     cat "$log.out" "$log.err" >"$log.both" 2>/dev/null
-    step_fail "client rc=$TR_RC failures=$fails of $((hs + fails)) ($res)" "$log.both"
+    step_fail "client rc=$TR_RC $ftext ($res)" "$log.both"
     return 0
   fi
   if [ "$TR_SRC" != 0 ]; then
