@@ -526,6 +526,7 @@ struct call {
     void *arg;
     int ret;
     int aborted;          /* written by done(), read after done */
+    int failed;           /* written by done(): the emulated device failed it */
     struct errs *errs;    /* errors fn raised on the worker */
     struct notifier *n;   /* the call's reference */
     ASYNC_callback_fn cb; /* WAIT_CTX callback, or NULL for fd / blocking mode */
@@ -560,6 +561,8 @@ static void call_done(offload_req *r, int how)
         notifier_put(n);
         return;
     }
+    if (how == OFFLOAD_FAILED)
+        c->failed = 1; /* published by the seq_cst store of done below */
     /* Count ourselves in before done: a job that sees done then sees us. */
     if (cb != NULL)
         atomic_fetch_add(&n->cb_active, 1);
@@ -575,10 +578,39 @@ static void call_done(offload_req *r, int how)
     notifier_put(n);
 }
 
-static int run_inline(int (*fn)(void *), void *arg, acore_trace *t)
+/* Raised on the caller's thread for a call the emulated device failed. */
+static void raise_emulated_failure(void)
+{
+    ERR_raise_data(ERR_LIB_PROV, ERR_R_OPERATION_FAIL, "asyncpool: emulated device failure");
+}
+
+/* An emulated call that runs on this thread: the device's decisions, and its latency
+ * waited out here (a synchronous device). */
+static int run_inline_emulated(int (*fn)(void *), void *arg, unsigned cls)
+{
+    offload_emu_ticket tk;
+    int r;
+
+    if (!offload_emu_inline_begin(cls, &tk))
+        return fn(arg);
+    if (tk.fail) {
+        offload_emu_inline_end(&tk);
+        raise_emulated_failure();
+        return 0;
+    }
+    r = fn(arg);
+    offload_emu_inline_end(&tk);
+    return r;
+}
+
+/* cls: the call's emulation class, 0 for a call that is not to be emulated. */
+static int run_inline(int (*fn)(void *), void *arg, unsigned cls, acore_trace *t)
 {
     if (t != NULL)
         t->offloaded = 0;
+    /* The one branch emulation costs here when it is off. */
+    if (cls != 0 && offload_emu_enabled())
+        return run_inline_emulated(fn, arg, cls);
     return fn(arg);
 }
 
@@ -588,6 +620,12 @@ static int finish(struct call *c, acore_trace *t)
     if (c->aborted) {
         ERR_raise_data(ERR_LIB_ASYNC, ERR_R_OPERATION_FAIL,
                        "asyncpool: call orphaned by fork()");
+        return 0;
+    }
+    if (c->failed) {
+        raise_emulated_failure();
+        if (t != NULL)
+            t->offloaded = 1;
         return 0;
     }
     if (t != NULL)
@@ -635,10 +673,11 @@ static int space_arm(struct notifier *n, ASYNC_callback_fn cb, void *cbarg)
 /* Outside a job with ACORE_BLOCK: offload and sleep until done. This thread may be the
  * one that would resume the jobs whose waiters are ahead of ours, so a space wake-up
  * is not guaranteed to reach us: sleep at most 1 ms per try, then retry anyway. */
-static int call_blocking(int (*fn)(void *), void *arg, acore_trace *t)
+static int call_blocking(int (*fn)(void *), void *arg, unsigned cls, acore_trace *t)
 {
     static const struct timespec retry_after = {0, 1000000};
-    struct call c = {.req = {.run = call_run, .done = call_done}, .fn = fn, .arg = arg};
+    struct call c = {.req = {.run = call_run, .done = call_done, .emu_class = cls},
+                     .fn = fn, .arg = arg};
     struct notifier *n;
     int r;
 
@@ -647,7 +686,7 @@ static int call_blocking(int (*fn)(void *), void *arg, acore_trace *t)
      * another thread of the parent at the fork (seen on OpenSSL 3.5: the child hung). */
     n = notifier_new(0);
     if (n == NULL)
-        return run_inline(fn, arg, t);
+        return run_inline(fn, arg, cls, t);
     c.n = n;
     while ((r = try_submit(&c, t)) == OFFLOAD_FULL) {
         int w = space_arm(n, NULL, NULL);
@@ -660,7 +699,7 @@ static int call_blocking(int (*fn)(void *), void *arg, acore_trace *t)
     space_disarm(n);
     if (r != OFFLOAD_OK) {
         notifier_put(n);
-        return run_inline(fn, arg, t);
+        return run_inline(fn, arg, cls, t);
     }
     sleep_while(n, &c.done, 0, NULL);
     notifier_put(n);
@@ -864,18 +903,21 @@ int acore_call(int (*fn)(void *arg), void *arg, unsigned flags, acore_trace *t)
     ASYNC_WAIT_CTX *wctx;
     struct notifier *n;
     struct pauser p = {0, 0, 0};
-    struct call c = {.req = {.run = call_run, .done = call_done}, .fn = fn, .arg = arg};
+    unsigned cls = ACORE_CLASS_OF(flags);
+    struct call c = {.req = {.run = call_run, .done = call_done, .emu_class = cls},
+                     .fn = fn, .arg = arg};
 
     if (t != NULL) {
         t->offloaded = 0;
         t->eagain = 0;
     }
     if (offload_in_worker())
-        return run_inline(fn, arg, t);
+        return run_inline(fn, arg, 0, t); /* nested in a device call: not a device call */
     pthread_once(&atfork_once, register_atfork);
     job = ASYNC_get_current_job();
     if (job == NULL)
-        return (flags & ACORE_BLOCK) ? call_blocking(fn, arg, t) : run_inline(fn, arg, t);
+        return (flags & ACORE_BLOCK) ? call_blocking(fn, arg, cls, t)
+                                     : run_inline(fn, arg, cls, t);
 
     /*
      * Never pause with errors queued (SSL_get_error() would report SSL_ERROR_SSL
@@ -887,11 +929,11 @@ int acore_call(int (*fn)(void *arg), void *arg, unsigned flags, acore_trace *t)
      * not cost the offloads that matter.
      */
     if (ERR_peek_error() != 0)
-        return run_inline(fn, arg, t);
+        return run_inline(fn, arg, cls, t);
 
     wctx = ASYNC_get_wait_ctx(job);
     if (wctx == NULL)
-        return run_inline(fn, arg, t);
+        return run_inline(fn, arg, cls, t);
     /* The queue is empty here, so our own errors are all there is to pop if we cannot
      * get an eventfd (a mark, not ERR_clear_error(), in case an OpenSSL lets a mark sit
      * on an empty queue). */
@@ -899,14 +941,14 @@ int acore_call(int (*fn)(void *arg), void *arg, unsigned flags, acore_trace *t)
     n = notifier_of(wctx, (flags & ACORE_SELECT_FDS) != 0);
     if (n == NULL) {
         ERR_pop_to_mark();
-        return run_inline(fn, arg, t);
+        return run_inline(fn, arg, cls, t);
     }
     ERR_clear_last_mark();
     ASYNC_WAIT_CTX_get_callback(wctx, &c.cb, &c.cbarg);
     c.n = n;
 
     if (submit_in_job(&c, wctx, &p, t) != SUBMITTED)
-        return run_inline(fn, arg, t);
+        return run_inline(fn, arg, cls, t);
     wait_done(&c, &p);
     return finish(&c, t);
 }

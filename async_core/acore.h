@@ -23,6 +23,14 @@
  * (>= FD_SETSIZE): a job that would get one runs its calls inline instead. For
  * applications that wait with select(), such as openssl speed. */
 #define ACORE_SELECT_FDS 0x2u
+/* The call's emulation class (offload/emu.h), 1..15, in bits 8-11; 0 (the default):
+ * never emulated. With device emulation on, an emulated call sees the device's latency
+ * and faults wherever it runs: on the pool, and inline (outside a job, or when it
+ * cannot be offloaded), where the calling thread waits out the latency. A failure
+ * injected by the emulation returns 0 with "asyncpool: emulated device failure"
+ * raised on the caller's error queue, without running fn. */
+#define ACORE_CLASS(c) (((unsigned)(c) & 0xfu) << 8)
+#define ACORE_CLASS_OF(flags) (((flags) >> 8) & 0xfu)
 
 typedef struct acore_trace {
     int offloaded;   /* 1 if fn ran on a worker, 0 if inline */

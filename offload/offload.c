@@ -17,12 +17,21 @@
  *    wait_lock); see offload.h for when a registration ends.
  *
  * Lock order (every path that takes more than one): bcast_serial -> mu -> busy[i] ->
- * deq_lock -> wait_lock -> bcast_lock. fork's prepare handler takes all of them in that
- * order; a worker holds at most busy and one of deq_lock / wait_lock / bcast_lock.
+ * emu.busy -> deq_lock -> emu.lock -> wait_lock -> bcast_lock. fork's prepare handler
+ * takes all of them in that order; a worker holds at most busy and one of deq_lock /
+ * emu.lock / wait_lock / bcast_lock; the emulation's timer thread (emu.c) holds at most
+ * emu.busy and one of emu.lock / wait_lock.
+ *
+ * Device emulation (emu.c) hooks in at four places, each behind one read of the
+ * read-mostly offload_emu_on_ or of a request's emu_ flags: the submit (ring, refusals,
+ * decisions), the worker (the timer takes a finished request), the waiter registration
+ * (a full ring counts as no space; an injected refusal is never answered RETRY), and
+ * start/stop/fork (the timer thread).
  */
 #define _GNU_SOURCE
 #define _LGPL_SOURCE
 #include "offload.h"
+#include "emu_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -271,8 +280,17 @@ static void *worker_main(void *arg)
             /* The slot is free once the request is off the queue. seq_cst pairs with
              * the nwaiters increment in offload_wait_space (see there). */
             atomic_fetch_sub(&pool.depth, 1);
-            if (atomic_load(&pool.nwaiters) > 0)
+            /* With the emulated ring full, a waiter woken for this queue slot would be
+             * refused again: the ring's next free slot wakes one instead. */
+            if (atomic_load(&pool.nwaiters) > 0 && !emu_ring_full_())
                 wake_space_waiter();
+            if (req->emu_.flags_ != 0) {
+                /* Emulated: run, then the timer thread completes it when due. */
+                emu_run_(req);
+                w->current = NULL;
+                pthread_mutex_unlock(&w->busy);
+                continue;
+            }
             req->run(req);
             /* Count before done(): after done() the submitter may read the counters
              * and must see its own completion. */
@@ -304,11 +322,14 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Under pool.mu. Creates the worker threads; returns 1 if at least one runs. */
+/* Under pool.mu. Creates the worker threads (and the emulation's timer thread);
+ * returns 1 if at least one worker runs. */
 static int start_threads_locked(void)
 {
     unsigned i, n = pool.cfg.workers;
 
+    if (!emu_timer_start_())
+        return 0;
     pool.workers = calloc(n, sizeof(*pool.workers));
     if (pool.workers == NULL)
         return 0;
@@ -373,7 +394,10 @@ static void fork_prepare(void)
      * worker path (a worker never holds both). */
     for (i = 0; i < pool.nthreads; i++)
         pthread_mutex_lock(&pool.workers[i].busy);
+    /* The timer thread between popping a request and its done(): wait for it too. */
+    emu_fork_lock_busy_();
     pthread_mutex_lock(&pool.deq_lock);
+    emu_fork_lock_();
     pthread_mutex_lock(&pool.wait_lock);
     pthread_mutex_lock(&pool.bcast_lock);
 }
@@ -384,6 +408,7 @@ static void fork_parent(void)
 
     pthread_mutex_unlock(&pool.bcast_lock);
     pthread_mutex_unlock(&pool.wait_lock);
+    emu_fork_parent_();
     pthread_mutex_unlock(&pool.deq_lock);
     for (i = 0; i < pool.nthreads; i++)
         pthread_mutex_unlock(&pool.workers[i].busy);
@@ -417,6 +442,7 @@ static void fork_child(void)
 
         req->done(req, OFFLOAD_ABORTED);
     }
+    emu_fork_child_(); /* aborts what the timer held; releases emu.lock and emu.busy */
     while ((w = pool.wait_first) != NULL) {
         unlink_waiter_locked(w);
         (void)w->wake(w, 1);
@@ -467,8 +493,18 @@ int offload_start(const offload_config *cfg)
     pthread_once(&atfork_once, register_atfork);
 
     pthread_mutex_lock(&pool.mu);
+    if (pool.refs > 0 && !emu_same_(c.emu)) {
+        /* One process-wide pool, one emulated device: a second configuration would be
+         * silently ignored, and its user would test against a device it did not ask
+         * for. */
+        pthread_mutex_unlock(&pool.mu);
+        errno = EBUSY;
+        return 0;
+    }
     if (pool.refs++ == 0) {
+        emu_configure_(c.emu);
         pool.cfg = c;
+        pool.cfg.emu = NULL; /* copied by emu_configure_ */
         __cds_wfcq_init(&pool.head, &pool.tail);
         atomic_store(&pool.depth, 0);
         atomic_store(&pool.stopping, 0);
@@ -506,10 +542,14 @@ void offload_stop(void)
         atomic_store(&pool.running, 0);
         atomic_store(&pool.stopping, 0);
     }
+    /* The queue is drained; what waits on the timer completes now (a no-op when the
+     * timer never started). */
+    emu_timer_stop_();
     /* The exiting workers flushed the waiters; this flush is for a pool whose threads
      * never started (then nobody could have been told OFFLOAD_FULL, and the list is
      * empty) and keeps the contract whatever changes above. */
     wake_all_waiters();
+    emu_reset_();
     pthread_mutex_unlock(&pool.mu);
 }
 
@@ -525,10 +565,18 @@ int offload_submit(offload_req *req)
     if (!atomic_load(&pool.accepting) || atomic_load(&pool.fork_hold) || !ensure_running())
         goto out;
 
+    /* The one branch emulation costs when it is off (a read-mostly flag). */
+    if (atomic_load_explicit(&offload_emu_on_, memory_order_relaxed)) {
+        if ((ret = emu_admit_(req)) != OFFLOAD_OK)
+            goto out;
+    } else {
+        req->emu_.flags_ = 0; /* the worker reads it; the caller need not set it */
+    }
     cap = pool.cfg.capacity;
     d = atomic_fetch_add(&pool.depth, 1);
     if (d >= cap) {
         atomic_fetch_sub(&pool.depth, 1);
+        emu_unadmit_(req);
         atomic_fetch_add_explicit(&pool.rejected_full, 1, memory_order_relaxed);
         ret = OFFLOAD_FULL;
         goto out;
@@ -554,6 +602,9 @@ out:
 
 int offload_wait_space(offload_waiter *w)
 {
+    /* Read before anything can return: it belongs to this thread's last refusal. */
+    int injected = emu_take_injected_();
+
     pthread_mutex_lock(&pool.wait_lock);
     if (!atomic_load(&pool.accepting)) {
         pthread_mutex_unlock(&pool.wait_lock);
@@ -582,7 +633,19 @@ int offload_wait_space(offload_waiter *w)
      * meanwhile, its wake() is on the way and the registration stands. */
     atomic_fetch_add(&pool.nwaiters, 1);
     pthread_mutex_unlock(&pool.wait_lock);
-    if (atomic_load(&pool.depth) < pool.cfg.capacity && offload_cancel_wait(w))
+    if (injected) {
+        /* Refused by injection: there may be space, and no completion is owed to us.
+         * Answering RETRY would retry at once and hide the refusal from the caller's
+         * retry path; instead a wake-up is owed by the timer thread, asked for now
+         * that we are registered (so it cannot miss us: it pops us or a waiter ahead
+         * of us, each of which has a wake-up of its own owed to it). */
+        emu_credit_();
+        return OFFLOAD_WAIT_ADDED;
+    }
+    /* The ring is read like depth (seq_cst, pairing with a completion's release of a
+     * ring slot followed by its read of nwaiters). */
+    if (atomic_load(&pool.depth) < pool.cfg.capacity && !emu_ring_full_()
+        && offload_cancel_wait(w))
         return OFFLOAD_WAIT_RETRY;
     return OFFLOAD_WAIT_ADDED;
 }
@@ -648,6 +711,30 @@ void offload_on_each_worker(void (*fn)(void *arg), void *arg)
 int offload_in_worker(void)
 {
     return in_worker;
+}
+
+/* ---- hooks for emu.c ------------------------------------------------------------- */
+
+void offload_count_completed_(void)
+{
+    atomic_fetch_add_explicit(&pool.completed, 1, memory_order_relaxed);
+}
+
+void offload_space_freed_(void)
+{
+    if (atomic_load(&pool.nwaiters) > 0)
+        wake_space_waiter();
+}
+
+void offload_mark_pool_thread_(void)
+{
+    in_worker = 1;
+}
+
+void offload_thread_exit_(void)
+{
+    if (pool.cfg.thread_exit != NULL)
+        pool.cfg.thread_exit();
 }
 
 void offload_get_stats(offload_stats *st)

@@ -17,6 +17,8 @@
 
 #include <stdint.h>
 
+#include "emu.h"
+
 /* Queue link, private to offload/. Callers never read or write it. */
 typedef struct offload_link {
     void *opaque_;
@@ -28,12 +30,23 @@ typedef struct offload_req offload_req;
 enum offload_how {
     OFFLOAD_RAN = 0,     /* run() was called on a worker */
     OFFLOAD_ABORTED = 1, /* run() was not called: the request was orphaned by fork() */
+    OFFLOAD_FAILED = 2,  /* run() was not called: the emulated device failed it (emu.h) */
 };
+
+/* Emulation state of a request, private to offload/. */
+typedef struct offload_emu_state {
+    uint64_t due_;   /* CLOCK_MONOTONIC ns at which done() may be called */
+    unsigned flags_; /* what the emulated device did with it; 0: not emulated */
+} offload_emu_state;
 
 struct offload_req {
     offload_link link;
     void (*run)(offload_req *req);
     void (*done)(offload_req *req, int how);
+    /* Emulation class (emu.h), set by the caller before each submit; 0: the request
+     * is never emulated. */
+    unsigned emu_class;
+    offload_emu_state emu_; /* private to offload/ */
 };
 
 /*
@@ -73,14 +86,18 @@ enum offload_result {
 typedef struct offload_config {
     unsigned workers;  /* 0: number of online CPUs */
     unsigned capacity; /* queue capacity; 0: 1024 */
-    /* Optional: called by each worker just before it exits (e.g. to free thread-locals). */
+    /* Optional: called by each worker (and the timer thread) just before it exits (e.g.
+     * to free thread-locals). */
     void (*thread_exit)(void);
+    /* Optional: device emulation (emu.h); NULL or inactive: none. Copied. */
+    const offload_emu_config *emu;
 } offload_config;
 
 typedef struct offload_stats {
     uint64_t submitted;     /* accepted by offload_submit() */
-    uint64_t completed;     /* done() called after run() */
-    uint64_t rejected_full; /* offload_submit() returned OFFLOAD_FULL */
+    uint64_t completed;     /* done() called after run(), or with OFFLOAD_FAILED */
+    uint64_t rejected_full; /* OFFLOAD_FULL because the queue was at capacity (refusals
+                             * of the emulated ring or by injection: emu stats) */
     uint64_t high_water;    /* largest queue depth seen */
     unsigned depth;         /* requests queued now, not yet taken by a worker */
     unsigned workers;       /* worker threads configured */
@@ -93,16 +110,23 @@ typedef struct offload_stats {
 
 /*
  * Take a reference on the process-wide pool. The first reference configures it from cfg
- * (NULL: defaults); later ones ignore cfg. Returns 1, or 0 with errno set (EINVAL for a
- * configuration out of range).
+ * (NULL: defaults); later ones ignore cfg's sizes, but must ask for the same emulation
+ * as the running pool (none, or the same settings). Returns 1, or 0 with errno set
+ * (EINVAL for a configuration out of range, EBUSY for an emulation that differs from
+ * the running pool's).
  */
 int offload_start(const offload_config *cfg);
 
 /* Drop a reference. The last one drains the queue (every queued request runs and
- * completes), wakes every space waiter, and joins the workers. */
+ * completes), wakes every space waiter, and joins the workers; requests parked on the
+ * emulation timer then complete at once, and the timer thread is joined. */
 void offload_stop(void);
 
-/* Queue req. Never blocks, never drops: see enum offload_result. Any thread may call. */
+/* Queue req. Never blocks, never drops: see enum offload_result. Any thread may call.
+ * With emulation, OFFLOAD_FULL also means the emulated ring is full or the submit was
+ * refused by injection; offload_wait_space() then registers the waiter as for a full
+ * queue (for an injected refusal it never answers OFFLOAD_WAIT_RETRY: the timer thread
+ * wakes a waiter for it, so the caller's retry path runs). */
 int offload_submit(offload_req *req);
 
 /* Register w for a wake-up when a queue slot frees (see offload_waiter). Never calls
