@@ -25,6 +25,7 @@
 #include <openssl/provider.h>
 
 #include "compat.h"
+#include "offload/emu.h"
 
 /*
  * Function ids we keep per algorithm. The highest id we know (keymgmt export_types_ex,
@@ -109,6 +110,7 @@ struct ap_prov {
     unsigned acore_flags;    /* ACORE_BLOCK when outside_job = block */
     size_t inline_threshold; /* cipher calls with less input run inline */
     unsigned workers, capacity;
+    offload_emu_config emu; /* device emulation (emulate.c); all zero: none */
 
     ap_alg alg[AP_NOPS][AP_SLOTS];
     int nalg[AP_NOPS];
@@ -170,6 +172,16 @@ int ap_backend_propq(const char *propq, char **out);
 
 /* config.c: the provider's parameters into p (workers, ..., backend_name). */
 int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params);
+
+/* emulate.c: the emulate_* keys and ASYNCPOOL_EMULATE into p->emu. */
+int ap_read_emulation(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params);
+
+/* The emulation class (offload/emu.h) of each kind of heavy call: one per kind. */
+static inline unsigned ap_emu_class(int kind)
+{
+    return (unsigned)kind + 1;
+}
+_Static_assert(AP_NKINDS + 1 <= OFFLOAD_EMU_CLASSES, "one emulation class per kind");
 
 /* backend.c: the private libctx with the backend `name` loaded, created on first use
  * and kept for the life of the process. Raises an error and returns 0 on failure. */

@@ -105,5 +105,5 @@ int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
     p->capacity = (unsigned)c;
     p->inline_threshold = t;
     p->backend_name = OPENSSL_strdup(backend != NULL ? backend : AP_DEFAULT_BACKEND);
-    return p->backend_name != NULL;
+    return p->backend_name != NULL && ap_read_emulation(p, get_params);
 }

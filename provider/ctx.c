@@ -16,7 +16,8 @@ int ap_run(const ap_alg *a, enum ap_kind kind, int heavy, int (*fn)(void *), voi
     acore_trace t = {0, 0};
     int r;
 
-    r = heavy ? acore_call(fn, arg, p->acore_flags, &t) : fn(arg);
+    r = heavy ? acore_call(fn, arg, p->acore_flags | ACORE_CLASS(ap_emu_class(kind)), &t)
+              : fn(arg);
     atomic_fetch_add_explicit(&p->cnt[kind][t.offloaded ? AP_C_OFFLOADED : AP_C_INLINE], 1,
                               memory_order_relaxed);
     if (t.eagain != 0)

@@ -5,6 +5,7 @@
  */
 #include "ap.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,9 +180,16 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     cfg.workers = p->workers;
     cfg.capacity = p->capacity;
     cfg.thread_exit = worker_thread_exit;
+    cfg.emu = &p->emu;
     if (!offload_start(&cfg)) {
-        AP_RAISE(ERR_R_INIT_FAIL, "cannot start the worker pool: workers = %u, "
-                 "queue_capacity = %u", p->workers, p->capacity);
+        if (errno == EBUSY)
+            AP_RAISE(ERR_R_INIT_FAIL, "the emulate_* settings (with ASYNCPOOL_EMULATE) "
+                     "differ from those of the asyncpool instance already loaded; the pool "
+                     "and its emulated device are process-wide, the first instance's "
+                     "settings stand");
+        else
+            AP_RAISE(ERR_R_INIT_FAIL, "cannot start the worker pool: workers = %u, "
+                     "queue_capacity = %u", p->workers, p->capacity);
         goto err;
     }
     pool_started = 1;

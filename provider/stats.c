@@ -38,6 +38,10 @@ static const OSSL_PARAM gettable[] = {
     AP_POOL_PARAM("workers"), AP_POOL_PARAM("depth"), AP_POOL_PARAM("submitted"),
     AP_POOL_PARAM("completed"), AP_POOL_PARAM("rejected_full"), AP_POOL_PARAM("high_water"),
     OSSL_PARAM_DEFN("asyncpool.dropped", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
+    OSSL_PARAM_DEFN("asyncpool.emu.delayed", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
+    OSSL_PARAM_DEFN("asyncpool.emu.ring_refused", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
+    OSSL_PARAM_DEFN("asyncpool.emu.refused", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
+    OSSL_PARAM_DEFN("asyncpool.emu.faults", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.stats", OSSL_PARAM_UTF8_STRING, NULL, 0),
     OSSL_PARAM_END,
 };
@@ -48,10 +52,13 @@ const OSSL_PARAM *ap_gettable_params(void *provctx)
     return gettable;
 }
 
-/* The one-line summary printed at unload with ASYNCPOOL_STATS=1. */
+/* The one-line summary printed at unload with ASYNCPOOL_STATS=1. The emulation's
+ * counters ("; emu delayed=... ring_refused=... refused=... faults=...") are added only
+ * while emulation is on, so the line of an ordinary run is unchanged. */
 static void stats_line(ap_prov *p, char *buf, size_t len)
 {
     offload_stats st;
+    offload_emu_stats es;
     size_t off = 0;
     int k;
 
@@ -67,10 +74,16 @@ static void stats_line(ap_prov *p, char *buf, size_t len)
     if (off < len)
         off += snprintf(buf + off, len - off, " dropped=%u;", p->dropped);
     if (off < len)
-        snprintf(buf + off, len - off,
+        off += snprintf(buf + off, len - off,
                  " pool workers=%u submitted=%llu completed=%llu rejected_full=%llu high_water=%llu",
                  st.workers, (unsigned long long)st.submitted, (unsigned long long)st.completed,
                  (unsigned long long)st.rejected_full, (unsigned long long)st.high_water);
+    offload_emu_get_stats(&es);
+    if (es.on && off < len)
+        snprintf(buf + off, len - off,
+                 "; emu delayed=%llu ring_refused=%llu refused=%llu faults=%llu",
+                 (unsigned long long)es.delayed, (unsigned long long)es.ring_refused,
+                 (unsigned long long)es.refused, (unsigned long long)es.faults);
 }
 
 int ap_get_params(void *provctx, OSSL_PARAM params[])
@@ -120,6 +133,23 @@ int ap_get_params(void *provctx, OSSL_PARAM params[])
     if ((q = OSSL_PARAM_locate(params, "asyncpool.dropped")) != NULL
         && !OSSL_PARAM_set_uint64(q, p->dropped))
         return 0;
+    {
+        offload_emu_stats es;
+        size_t i;
+
+        offload_emu_get_stats(&es);
+        const struct { const char *name; uint64_t v; } emu[] = {
+            {"asyncpool.emu.delayed", es.delayed},
+            {"asyncpool.emu.ring_refused", es.ring_refused},
+            {"asyncpool.emu.refused", es.refused},
+            {"asyncpool.emu.faults", es.faults},
+        };
+
+        for (i = 0; i < sizeof(emu) / sizeof(emu[0]); i++)
+            if ((q = OSSL_PARAM_locate(params, emu[i].name)) != NULL
+                && !OSSL_PARAM_set_uint64(q, emu[i].v))
+                return 0;
+    }
     if ((q = OSSL_PARAM_locate(params, "asyncpool.stats")) != NULL) {
         char line[1024];
 

@@ -17,11 +17,14 @@ static const char *const ops[] = { "sign", "verify", "asym_cipher", "derive", "k
 static const char *const kinds[] = { "offloaded", "inline", "eagain", "errors" };
 static const char *const pool[] = { "workers", "depth", "submitted", "completed",
                                     "rejected_full", "high_water" };
+/* Device emulation (README "Emulating an accelerator"); 0 when it is off. */
+static const char *const emu[] = { "delayed", "ring_refused", "refused", "faults" };
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 #define N_POOL (sizeof(pool) / sizeof(pool[0]))
-#define N_COUNTERS (N_OPS * N_KINDS + N_POOL)
+#define N_EMU (sizeof(emu) / sizeof(emu[0]))
+#define N_COUNTERS (N_OPS * N_KINDS + N_POOL + N_EMU)
 
 int apstats_open(void)
 {
@@ -60,6 +63,8 @@ void apstats_format(char *buf, size_t len)
             snprintf(names[n], sizeof(names[n]), "asyncpool.%s.%s", ops[o], kinds[k]);
     for (size_t p = 0; p < N_POOL; p++, n++)
         snprintf(names[n], sizeof(names[n]), "asyncpool.pool.%s", pool[p]);
+    for (size_t e = 0; e < N_EMU; e++, n++)
+        snprintf(names[n], sizeof(names[n]), "asyncpool.emu.%s", emu[e]);
     for (size_t i = 0; i < n; i++) {
         vals[i] = 0;
         params[i] = OSSL_PARAM_construct_uint64(names[i], &vals[i]);
