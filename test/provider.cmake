@@ -104,3 +104,13 @@ ap_add_test(NAME provider_drop
           ${AP_PT_COMMON}
   LIBS OpenSSL::SSL
   TIMEOUT 60)
+
+# Device emulation's settings and determinism (README "Emulating an accelerator"):
+# every bad emulate_* value and ASYNCPOOL_EMULATE item fails the load with its line;
+# precedence (environment over config, a kind over all); a second instance with another
+# emulation fails to load; the same seed replays the same faults (emu_probe).
+add_executable(emu_probe ${AP_PT}/emu_probe.c)
+target_link_libraries(emu_probe PRIVATE OpenSSL::Crypto)
+ap_add_script_test(NAME emulation_config
+  COMMAND bash ${AP_PT}/emulation_config.sh
+  TIMEOUT 120)
