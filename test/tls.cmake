@@ -29,3 +29,10 @@ ap_tls_test(tls_pq_hybrid pq.sh)
 # where curl has it) and with an ML-DSA-65 certificate: kem and sign offloaded in the
 # server (3.5+; passes with "not available" on 3.0).
 ap_tls_test(tls_pq_demo pq_demo.sh)
+# The demo server against an emulated accelerator (README "Emulating an accelerator"):
+# Little's law with a 100 ms sign latency, ring depth 8 (fd and callback), 5% sign
+# faults. test/provider.cmake has emulation_config.
+ap_tls_test(emulation_littles_law emulation.sh ARGS littles)
+ap_tls_test(emulation_ring_fd emulation.sh ARGS ring fd)
+ap_tls_test(emulation_ring_cb emulation.sh ARGS ring cb LABELS threads)
+ap_tls_test(emulation_faults emulation.sh ARGS faults)
