@@ -54,3 +54,11 @@ set_tests_properties(core_reliability PROPERTIES RUN_SERIAL TRUE)
 if(NOT ASYNCPOOL_SANITIZE STREQUAL "address")
   ap_add_test(NAME core_fork_teardown PROGRAM core_reliability ARGS --fork-vs-teardown)
 endif()
+
+# The emulated device (offload/emu.c): latency on the timer thread, the ring and
+# injected refusals through the space waiters (no lost wake-up), failures on the
+# caller's queue, stop and fork with requests parked on the timer. No valgrind run:
+# one case forks (see core_fork); under TSan that case is skipped.
+ap_add_test(NAME core_emu
+            SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/core/test_emu.c ${AP_CORE_UTIL}
+            LABELS threads TIMEOUT 180)
