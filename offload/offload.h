@@ -55,10 +55,10 @@ struct offload_req {
  * ends exactly once, either in offload_cancel_wait() returning 1, or in one call of
  * wake() (by a worker after it took a request off the queue, so a slot is free; by the
  * emulation's timer thread when an emulated ring slot frees or for an injected refusal
- * (emu.h); at shutdown; or in a fork child). wake() returns 1 if its owner takes the wake-up (it
- * will retry its submit), 0 if the owner no longer needs it (it already got a slot, or
- * is gone): the pool then wakes the next waiter, so a slot's wake-up is never spent on
- * a waiter that will not use it. aborted is 1 only in a child after fork(), for waiters
+ * (emu.h); at shutdown; or in a fork child). wake() returns 1 if its owner takes the
+ * wake-up (it will retry its submit), 0 if the owner no longer needs it (it already got
+ * a slot, or is gone): the pool then wakes the next waiter, so a slot's wake-up is
+ * never spent on a waiter that will not use it. aborted is 1 only in a child after fork(), for waiters
  * registered by the parent: then wake() must only release what it holds.
  * The owner keeps the waiter alive until its registration has ended.
  */
