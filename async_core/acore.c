@@ -17,6 +17,9 @@
  * The rules this file keeps, and where:
  *  1. Only a worker runs an application's WAIT_CTX callback (call_done, space_wake),
  *     never the thread that submits, which may be inside another connection's job.
+ *     ("Worker" includes the device emulation's timer thread, offload/emu.c, which
+ *     completes delayed requests and wakes space waiters: offload_in_worker() is 1
+ *     there too.)
  *  2. The application's thread never sleeps inside a job that really paused: every
  *     early resume pauses again (pause_job). It sleeps only when ASYNC_pause_job()
  *     cannot switch (ASYNC_block_pause()), and for space it never sleeps at all.
