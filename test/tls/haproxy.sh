@@ -33,7 +33,11 @@
 #                          HAP_STATS): hap_stat sign offloaded, hap_stat pool submitted.
 #   hap_skip_unless_haproxy  exit SKIP (77), loudly, when haproxy is not installed.
 #
-# haproxy's stderr is $HAP_DIR/haproxy.err, its config $HAP_DIR/haproxy.cfg.
+# haproxy's stderr is $HAP_DIR/haproxy.err, its config $HAP_DIR/haproxy.cfg. Call
+# haproxy_start and haproxy_stop in the test's own shell, not in $(...) or a pipeline:
+# they set variables and wait for haproxy, which must be a child of that shell.
+# Under the ASan build haproxy (not instrumented) gets lib.sh's AP_ENV: libasan preloaded,
+# leak checks off (its own leaks at exit are not ours); a sanitizer report fails the stop.
 
 declare -F have_provider >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
