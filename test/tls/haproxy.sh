@@ -53,7 +53,7 @@ hap_skip_unless_haproxy() {
 }
 
 # A port nobody listens on; haproxy cannot bind port 0, so haproxy_start retries on a
-# lost race.
+# lost race (noreuseport makes a taken port fail).
 hap_free_port() {
   local p used
   used=$(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u)
@@ -78,6 +78,9 @@ $async_line
 $prov
     nbthread $3
     maxconn 1000
+    # No SO_REUSEPORT: another haproxy (another test) on the same port must make the
+    # bind fail (and haproxy_start retry), not share the connections.
+    noreuseport
     tune.ssl.cachesize 0
 
 defaults
