@@ -4,10 +4,12 @@
 #
 #   haproxy_start [--cert PEM] [--nbthread N] [--no-async] [--load conf|keywords|none]
 #                 [VAR=value...]
-#       Writes $WORK/haproxy/haproxy.cfg and starts haproxy with ASYNCPOOL_STATS=1 and the
-#       VAR=value assignments in its environment (e.g. ASYNCPOOL_EMULATE=...); returns
-#       when it listens. Sets HAP_PID, HAP_PORT, HAP_DIR. Defaults: the RSA certificate of
-#       make_certs, nbthread 2, ssl-mode-async on, --load conf.
+#       Writes HAP_DIR/haproxy.cfg (HAP_DIR: a new $WORK/haproxy.<n> each start) and
+#       starts haproxy with ASYNCPOOL_STATS=1 and the VAR=value assignments in its
+#       environment (e.g. ASYNCPOOL_EMULATE=...); returns when it listens (fails the test
+#       if it does not, or if asyncpool.so is not mapped into it when it should be). Sets
+#       HAP_PID, HAP_PORT, HAP_DIR. Defaults: $WORK/rsa.pem (make_certs' RSA-2048; also
+#       $WORK/ecdsa.pem, P-256), nbthread 2, ssl-mode-async on, --load conf.
 #       --load conf:     OPENSSL_CONF=$ASYNCPOOL_CONF (conf/openssl-async.cnf), as every
 #                        other test loads asyncpool
 #       --load keywords: haproxy.cfg alone loads it (ssl-provider-path, ssl-provider
