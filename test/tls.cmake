@@ -29,3 +29,7 @@ ap_tls_test(tls_pq_hybrid pq.sh)
 # where curl has it) and with an ML-DSA-65 certificate: kem and sign offloaded in the
 # server (3.5+; passes with "not available" on 3.0).
 ap_tls_test(tls_pq_demo pq_demo.sh)
+# HAProxy (Debian's package) with ssl-mode-async through asyncpool, RSA and ECDSA, loaded
+# by OPENSSL_CONF and by haproxy.cfg's ssl-provider: every request on a full handshake,
+# one offloaded signature each, a clean soft-stop (skipped without haproxy).
+ap_tls_test(tls_haproxy haproxy_async.sh)
