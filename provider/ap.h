@@ -35,9 +35,11 @@
  */
 #define AP_MAXFN 64
 /* Algorithms per operation. OpenSSL 3.5's default provider has 29 keymgmts that we take
- * (7 classic, 3 ML-KEM, 4 hybrid ML-KEM, 3 ML-DSA, 12 SLH-DSA); a backend with more than
- * AP_SLOTS fails the load with an error naming the operation (tables.c). */
-#define AP_SLOTS 48
+ * (7 classic, 3 ML-KEM, 4 hybrid ML-KEM, 3 ML-DSA, 12 SLH-DSA) and 44 signatures (4
+ * classic, 3 ML-DSA, 12 SLH-DSA, 13 combined RSA-<digest>, 9 ECDSA-<digest>, 3 EdDSA
+ * variants); a backend with more than AP_SLOTS fails the load with an error naming the
+ * operation (tables.c). */
+#define AP_SLOTS 64
 
 _Static_assert(OSSL_FUNC_KEYMGMT_EXPORT_TYPES_EX < AP_MAXFN, "AP_MAXFN too small");
 _Static_assert(OSSL_FUNC_SIGNATURE_VERIFY_MESSAGE_FINAL < AP_MAXFN, "AP_MAXFN too small");
@@ -204,7 +206,8 @@ int ap_stats_wanted(void);
 void ap_stats_print(ap_prov *p);
 
 /* Slot trampolines. AP_EXPAND_SLOTS(M, args...) expands M(args..., i) for every slot
- * (0 to AP_SLOTS - 1: change both together). */
+ * (0 to AP_SLOTS - 1: change both with AP_SLOTS; a table of another size fails the
+ * build). */
 #define AP_EXPAND_SLOTS(M, ...) \
     M(__VA_ARGS__, 0) M(__VA_ARGS__, 1) M(__VA_ARGS__, 2) M(__VA_ARGS__, 3) M(__VA_ARGS__, 4) \
     M(__VA_ARGS__, 5) M(__VA_ARGS__, 6) M(__VA_ARGS__, 7) M(__VA_ARGS__, 8) M(__VA_ARGS__, 9) \
@@ -215,9 +218,12 @@ void ap_stats_print(ap_prov *p);
     M(__VA_ARGS__, 30) M(__VA_ARGS__, 31) M(__VA_ARGS__, 32) M(__VA_ARGS__, 33) M(__VA_ARGS__, 34) \
     M(__VA_ARGS__, 35) M(__VA_ARGS__, 36) M(__VA_ARGS__, 37) M(__VA_ARGS__, 38) M(__VA_ARGS__, 39) \
     M(__VA_ARGS__, 40) M(__VA_ARGS__, 41) M(__VA_ARGS__, 42) M(__VA_ARGS__, 43) M(__VA_ARGS__, 44) \
-    M(__VA_ARGS__, 45) M(__VA_ARGS__, 46) M(__VA_ARGS__, 47)
+    M(__VA_ARGS__, 45) M(__VA_ARGS__, 46) M(__VA_ARGS__, 47) M(__VA_ARGS__, 48) M(__VA_ARGS__, 49) \
+    M(__VA_ARGS__, 50) M(__VA_ARGS__, 51) M(__VA_ARGS__, 52) M(__VA_ARGS__, 53) M(__VA_ARGS__, 54) \
+    M(__VA_ARGS__, 55) M(__VA_ARGS__, 56) M(__VA_ARGS__, 57) M(__VA_ARGS__, 58) M(__VA_ARGS__, 59) \
+    M(__VA_ARGS__, 60) M(__VA_ARGS__, 61) M(__VA_ARGS__, 62) M(__VA_ARGS__, 63)
 #define AP_SLOT_TABLE(name)                                                        \
-    static const ap_fn name##_slots[AP_SLOTS] = { \
+    static const ap_fn name##_slots[] = { \
         (ap_fn)name##_0, (ap_fn)name##_1, (ap_fn)name##_2, (ap_fn)name##_3, \
         (ap_fn)name##_4, (ap_fn)name##_5, (ap_fn)name##_6, (ap_fn)name##_7, \
         (ap_fn)name##_8, (ap_fn)name##_9, (ap_fn)name##_10, (ap_fn)name##_11, \
@@ -229,7 +235,14 @@ void ap_stats_print(ap_prov *p);
         (ap_fn)name##_32, (ap_fn)name##_33, (ap_fn)name##_34, (ap_fn)name##_35, \
         (ap_fn)name##_36, (ap_fn)name##_37, (ap_fn)name##_38, (ap_fn)name##_39, \
         (ap_fn)name##_40, (ap_fn)name##_41, (ap_fn)name##_42, (ap_fn)name##_43, \
-        (ap_fn)name##_44, (ap_fn)name##_45, (ap_fn)name##_46, (ap_fn)name##_47,};
+        (ap_fn)name##_44, (ap_fn)name##_45, (ap_fn)name##_46, (ap_fn)name##_47, \
+        (ap_fn)name##_48, (ap_fn)name##_49, (ap_fn)name##_50, (ap_fn)name##_51, \
+        (ap_fn)name##_52, (ap_fn)name##_53, (ap_fn)name##_54, (ap_fn)name##_55, \
+        (ap_fn)name##_56, (ap_fn)name##_57, (ap_fn)name##_58, (ap_fn)name##_59, \
+        (ap_fn)name##_60, (ap_fn)name##_61, (ap_fn)name##_62, (ap_fn)name##_63, \
+    }; \
+    _Static_assert(sizeof(name##_slots) / sizeof(name##_slots[0]) == AP_SLOTS, \
+                   "AP_SLOT_TABLE and AP_EXPAND_SLOTS must have AP_SLOTS entries");
 
 /* newctx(provctx) and newctx(provctx, propq): the backend's, wrapped in an ap_ctx. */
 void *ap_newctx(void *provctx, enum ap_op op, int slot, int newctx_id, int freectx_id,

@@ -1,6 +1,15 @@
 /*
  * provider/signature.c — RSA (PKCS#1 v1.5, PSS), ECDSA, ED25519, ED448, and what the
- * backend has of ML-DSA and SLH-DSA (3.5+).
+ * backend has of ML-DSA and SLH-DSA (3.5+), of the combined RSA and ECDSA signatures
+ * with a digest (3.4+: RSA-SHA256, ECDSA-SHA384, ..., RSA-SM3) and of the pre-hash and
+ * context variants of EdDSA (3.4+: ED25519ph, ED25519ctx, ED448ph).
+ *
+ * The combined and EdDSA variant algorithms are separate signature algorithms in the
+ * backend, with names of their own: an application reaches them by fetching the name
+ * (EVP_SIGNATURE_fetch(..., "RSA-SHA256", ...)) for EVP_PKEY_sign_message_init and the
+ * rest. Matching "RSA" and "ECDSA" alone left them in `default`. They have the same
+ * functions as the others (plus the message ones, forwarded below), use the keymgmts we
+ * already offer (RSA, EC, ED25519, ED448), and on 3.0 the backend has none of them.
  *
  * sign, verify, verify_recover, digest_sign_final, digest_verify_final, the one-shot
  * digest_sign/digest_verify and (3.4+) sign_message_final/verify_message_final are
@@ -15,7 +24,11 @@
 #define OP AP_OP_SIGNATURE
 #define FN(c, id, type) AP_FN((c)->alg, id, type)
 
+/* "RSA" and "ECDSA" first, exactly: a backend algorithm is taken by the first entry that
+ * matches it, and the prefixes below then see only the combined ones ("RSA-SHA2-256",
+ * "ripemd160WithRSA:RSA-RIPEMD160", "ECDSA-SHA3-512", ...). */
 static const char *const names[] = {"RSA", "ECDSA", "ED25519", "ED448", "ML-DSA-*", "SLH-DSA-*",
+                                    "RSA-*", "ECDSA-*", "ED25519ph", "ED25519ctx", "ED448ph",
                                     NULL};
 
 AP_DEFINE_NEWCTX_PQ(sig_newctx, OP, OSSL_FUNC_SIGNATURE_NEWCTX, OSSL_FUNC_SIGNATURE_FREECTX)

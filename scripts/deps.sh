@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(cmake gcc make pkg-config openssl libssl-dev liburcu-dev check libjson-c-dev
-      curl nginx-light valgrind procps iproute2)
+      curl nginx-light haproxy valgrind procps iproute2)
 pkgs+=("$@")
 
 missing=()

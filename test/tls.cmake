@@ -27,8 +27,13 @@ ap_tls_test(tls_hostile_cb hostile.sh ARGS cb LABELS threads)
 ap_tls_test(tls_pq_hybrid pq.sh)
 # The demo server and client with X25519MLKEM768 (tls_client --groups; curl --curves
 # where curl has it) and with an ML-DSA-65 certificate: kem and sign offloaded in the
-# server (3.5+; passes with "not available" on 3.0).
+# server, and with tls_client --async the client's keygen and kem (decapsulation)
+# offloaded in the client (3.5+; passes with "not available" on 3.0).
 ap_tls_test(tls_pq_demo pq_demo.sh)
+# HAProxy (Debian's package) with ssl-mode-async through asyncpool, RSA and ECDSA, loaded
+# by OPENSSL_CONF and by haproxy.cfg's ssl-provider: every request on a full handshake,
+# one offloaded signature each, a clean soft-stop (skipped without haproxy).
+ap_tls_test(tls_haproxy haproxy_async.sh)
 # The demo server against an emulated accelerator (README "Emulating an accelerator"):
 # Little's law with a 100 ms sign latency, ring depth 8 (fd and callback), 5% sign
 # faults. test/provider.cmake has emulation_config.

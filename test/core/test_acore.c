@@ -632,10 +632,12 @@ START_TEST(test_early_resume)
     for (k = 0; k < slow.ops; k++)
         ck_assert_int_eq(slow.got[k], mix((uint32_t)(k + 5)));
     ck_assert_int_gt(pauses, slow.ops * 200);
-    /* Under a sanitizer or valgrind the loop's own steps take milliseconds at times;
-     * the plain build, which CI runs too, checks the bound. */
+    /* Half the call's time: a job that slept in this thread for its call would take
+     * 200 ms; one preemption of the loop on a busy 2-core VM took 32 ms (a 20 ms bound
+     * failed beside another test). Under a sanitizer or valgrind the loop's own steps
+     * take milliseconds at times; the plain build, which CI runs too, checks the bound. */
     if (!under_valgrind() && getenv("AP_UNDER_TSAN") == NULL && getenv("AP_UNDER_ASAN") == NULL)
-        ck_assert_msg(longest < 20000000u, "an ASYNC_start_job call took %.1f ms",
+        ck_assert_msg(longest < 100000000u, "an ASYNC_start_job call took %.1f ms",
                       longest / 1e6);
 
     offload_stop();

@@ -22,6 +22,7 @@
 
 #include <check.h>
 #include <openssl/async.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "async_core/acore.h"
@@ -219,7 +220,23 @@ END_TEST
 
 /* ---- fork while other threads keep submitting ------------------------------------------ */
 
+/*
+ * What this case may fork over, and what it may not. OpenSSL 3.x installs no fork
+ * handlers for its own locks: a fork while another thread of the parent holds one
+ * leaves the child's copy locked for good. asyncpool's part is that no worker is inside
+ * a request at the fork (fork_prepare waits for each worker's busy lock), so no worker
+ * holds a libcrypto lock then. The application's threads are its own business, as with
+ * any OpenSSL program that forks: this case once forked while a submitter was making
+ * the process's first OpenSSL error state (OPENSSL_init_crypto loading the error
+ * strings under err_string_lock); the child re-ran that pthread_once and its first
+ * worker hung on the lock (CI, 1 run in about 20 here). So, as a real server does, the
+ * test initialises OpenSSL before it starts threads, and each submitter finishes one
+ * round (its per-thread ASYNC and error state made) before the first fork.
+ */
 static atomic_int stop_submitters; /* orders nothing: a plain stop request */
+/* Submitters that finished their first round. seq_cst, read by the forking thread:
+ * orders nothing else, it only says that thread set-up is over. */
+static atomic_int submitters_ready;
 
 static void *block_submitter(void *arg)
 {
@@ -233,6 +250,8 @@ static void *block_submitter(void *arg)
         i++;
         if (acore_call(quick, &i, ACORE_BLOCK, &tr) != mix(i))
             bad += 1000; /* codes apart from job_submitter's */
+        if (i == 1)
+            atomic_fetch_add(&submitters_ready, 1);
     }
     return (void *)bad;
 }
@@ -248,6 +267,8 @@ static void *job_submitter(void *arg)
 
         if (rc != 0)
             bad = rc;
+        if (seed == 1)
+            atomic_fetch_add(&submitters_ready, 1);
         seed += 50000;
     }
     ASYNC_cleanup_thread();
@@ -261,10 +282,14 @@ START_TEST(test_fork_while_submitting)
     int forks = scaled(20, 4), i;
     void *bad;
 
+    ck_assert_int_eq(OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL), 1);
     ck_assert_int_eq(offload_start(&cfg), 1);
     atomic_store(&stop_submitters, 0);
+    atomic_store(&submitters_ready, 0);
     ck_assert_int_eq(pthread_create(&th[0], NULL, block_submitter, NULL), 0);
     ck_assert_int_eq(pthread_create(&th[1], NULL, job_submitter, NULL), 0);
+    while (atomic_load(&submitters_ready) < 2)
+        sleep_us(100);
     for (i = 0; i < forks; i++) {
         pid_t pid;
 

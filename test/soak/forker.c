@@ -11,13 +11,17 @@
  * printed and fails the run. Both pools' fork handlers (the soak's and the module's)
  * run on every fork, while the other threads submit, load and unload.
  *
- * Known defect, kept out of the default run (--fork-pool-child puts 2 and 3 back): a
- * worker started in the child makes its OpenSSL error state on its first call
- * (errs_capture -> ERR_peek_error), which takes libcrypto's global thread-event lock;
- * if another thread of the parent held that lock at the fork (a libctx being freed, a
- * provider teardown's OPENSSL_thread_stop_ex, a thread starting or exiting), the
- * child's copy stays locked and the child hangs in its first offloaded call. Rare:
- * one child in about 125 hung in one 10-minute run, none of 400 in a 3-minute one.
+ * Kept out of the default run (--fork-pool-child puts variants 2 and 3 back): a child
+ * that starts a pool of its own. A new thread in the child makes its OpenSSL
+ * per-thread state on its first call (error queue, thread-stop handlers), which takes
+ * libcrypto's global thread-event lock; if another thread of the parent held that lock
+ * at the fork (a libctx being freed, OPENSSL_thread_stop_ex, a thread starting or
+ * exiting), the child's copy stays locked and the child hangs in its first call. This
+ * is OpenSSL's hazard, not the pool's: OpenSSL 3.x registers no fork handlers for its
+ * locks, and the child's main thread would hang the same way making a new thread that
+ * calls OpenSSL. asyncpool's part is that no worker is inside a request at the fork
+ * (offload.c's fork_prepare), so no worker holds a libcrypto lock then. Seen: one
+ * child in about 125 hung in one 10-minute run, none of 400 in a 3-minute one.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -111,8 +115,6 @@ void *fork_main(void *arg)
             sleep_us(5000);
         if (atomic_load(&soak_stop))
             break;
-        beat_state(b, "waiting for application signatures to finish (prov.c)");
-        prov_fork_begin();
         beat_state(b, "in fork()");
         t0 = now_ns();
         atomic_fetch_add(&fork_epoch, 1);
@@ -129,7 +131,6 @@ void *fork_main(void *arg)
             }
             count_max(&cnt.max_fork_ns, total);
         }
-        prov_fork_end();
         if (pid < 0) {
             soak_fail("fork: %s", strerror(errno));
             break;

@@ -188,49 +188,16 @@ static int sign_verify(struct lctx *l, uint32_t in, uint64_t *ossl_ns)
 }
 
 /*
- * Known defect, kept out of the default run (--prov-during-fork puts it back): while
- * fork() is in progress the module's pool refuses submits and asyncpool runs the call
- * inline, so the backend (default, in asyncpool's private libctx) runs on the
- * application thread and leaves per-thread state there (its DRBG). When that
- * asyncpool instance is later unloaded, the private libctx is freed, and the
- * application thread's OpenSSL exit handler reads it: SIGSEGV at thread exit
- * (DESIGN.md decision 13, not implemented by provider/provider.c). So by default a
- * fork waits for the application threads' signatures to finish and none starts during
- * it (they make a plain call instead).
+ * Application signatures go on while another thread forks: during fork() the pool
+ * refuses submits and the call runs inline, so the backend leaves per-thread state on
+ * this thread in asyncpool's private libctx. That libctx is kept for the life of the
+ * process (provider/backend.c), so the thread's exit handlers find it alive after any
+ * number of unloads (issue 8, defect 2; test provider_thread_exit).
  */
-static pthread_rwlock_t fork_gate;
-
-void prov_init_fork_gate(void)
-{
-    pthread_rwlockattr_t at;
-
-    pthread_rwlockattr_init(&at);
-    /* A waiting fork holds new readers off (tryrdlock fails), so forks do happen. */
-    pthread_rwlockattr_setkind_np(&at, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&fork_gate, &at);
-    pthread_rwlockattr_destroy(&at);
-}
-
-void prov_fork_begin(void)
-{
-    if (!opt.prov_during_fork)
-        pthread_rwlock_wrlock(&fork_gate);
-}
-
-void prov_fork_end(void)
-{
-    if (!opt.prov_during_fork)
-        pthread_rwlock_unlock(&fork_gate);
-}
-
 int prov_call_in_job(uint32_t in, struct jctx *j)
 {
     struct lctx *l;
     int ok;
-
-    /* Held across the job's pauses: jobs run on this thread, which unlocks. */
-    if (!opt.prov_during_fork && pthread_rwlock_tryrdlock(&fork_gate) != 0)
-        return -1;
 
     /* users first, then the pointer: a closer that swapped the pointer out before
      * our load sees us in users and waits (seq_cst on both sides). */
@@ -238,16 +205,12 @@ int prov_call_in_job(uint32_t in, struct jctx *j)
     l = atomic_load(&shared);
     if (l == NULL) {
         atomic_fetch_sub(&shared_users, 1);
-        if (!opt.prov_during_fork)
-            pthread_rwlock_unlock(&fork_gate);
         return -1;
     }
     j->in_prov = 1;
     ok = sign_verify(l, in, &j->ossl_ns);
     j->in_prov = 0;
     atomic_fetch_sub(&shared_users, 1);
-    if (!opt.prov_during_fork)
-        pthread_rwlock_unlock(&fork_gate);
     COUNT(prov_calls, 1);
     if (!ok) {
         j->fail = "signature through the shared asyncpool libctx failed";

@@ -31,7 +31,6 @@ struct soak_opts {
     unsigned workers, capacity;   /* the soak's own pool */
     int threads, jobs;            /* application threads, job slots per thread */
     int fork, provider, abandon;  /* parts switched on */
-    int prov_during_fork;         /* application signatures while fork() runs (prov.c) */
     int keep_going;               /* a failed check does not end the run */
     int fork_pool_child;          /* fork children also use the pool (forker.c) */
     uint64_t call_bound_ns;       /* longest ASYNC_start_job call allowed */
@@ -154,9 +153,6 @@ void prov_app_enter(unsigned *seen);
 void prov_app_tick(unsigned *seen);
 void prov_app_leave(void);
 /* The fork thread brackets fork() with these (see prov.c: a known defect). */
-void prov_init_fork_gate(void);
-void prov_fork_begin(void);
-void prov_fork_end(void);
 
 /* ---- a job run to its end by a thread that may block (provider thread, fork child) */
 

@@ -3,7 +3,12 @@
 #  1. tls_client --groups X25519MLKEM768: the group is negotiated, and the server's
 #     counters show its encapsulations offloaded (kem.offloaded);
 #  2. curl --curves X25519MLKEM768, where curl has the option: the same, one more each;
-#  3. an ML-DSA-65 certificate (openssl req -x509 -newkey mldsa65): every handshake
+#  3. the client side: tls_client --async with the asyncpool config runs its own
+#     handshakes in jobs; its counters (printed on its summary line) show its key shares
+#     generated (keygen.offloaded) and the server's encapsulations decapsulated
+#     (kem.offloaded) on its workers, one each per handshake, and the server's its
+#     encapsulations;
+#  4. an ML-DSA-65 certificate (openssl req -x509 -newkey mldsa65): every handshake
 #     signs with it, offloaded (sign.offloaded), and curl fetches the page over it.
 # On an OpenSSL without the group or ML-DSA the test says so and passes.
 . "$(dirname "$0")/lib.sh"
@@ -58,6 +63,34 @@ expect still_paused eq 0
 if have_provider; then
   # One encapsulation per handshake, in the server's jobs.
   expect kem.offloaded ge $hs
+  expect kem.errors eq 0
+fi
+
+note "X25519MLKEM768, tls_client --async: the client's own counters"
+start_server mlkem-client --cert "$WORK/rsa.crt" --key "$WORK/rsa.key"
+out=$(OPENSSL_CONF=$ASYNCPOOL_CONF timeout $((60 * SLOW)) "$BIN/tls_client" -p "$PORT" -n $n \
+        -c 4 --tls 1.3 --groups X25519MLKEM768 --async --no-progress) ||
+  { echo "$out"; fail "tls_client --async failed"; }
+echo "$out"
+expect handshakes eq $n "$out"
+expect failures eq 0 "$out"
+[ "$(field group "$out")" = X25519MLKEM768 ] || fail "group negotiated: $(field group "$out")"
+if have_provider; then
+  [ "$(field provider "$out")" = asyncpool ] ||
+    fail "tls_client did not load asyncpool through \$ASYNCPOOL_CONF: $out"
+  # The client makes one X25519MLKEM768 key share and decapsulates the server's
+  # ciphertext once per handshake, both in its jobs.
+  expect kem.offloaded ge $n "$out"
+  expect kem.inline eq 0 "$out"
+  expect kem.errors eq 0 "$out"
+  expect keygen.offloaded ge $n "$out"
+fi
+stop_server mlkem-client
+expect handshakes eq $n
+expect errors eq 0
+expect still_paused eq 0
+if have_provider; then
+  expect kem.offloaded ge $n
   expect kem.errors eq 0
 fi
 
