@@ -45,3 +45,8 @@ ap_tls_test(emulation_faults emulation.sh ARGS faults)
 # another test (a valgrind run beside it halved the handshake rate).
 set_tests_properties(emulation_littles_law emulation_ring_fd emulation_ring_cb
                      PROPERTIES RUN_SERIAL TRUE)
+# HAProxy with ssl-mode-async against the emulated device, through the harness above:
+# ASYNCPOOL_EMULATE=sign=2ms serves every request; with fail=sign:0.01 the failures are
+# clean handshake failures, as many as the faults injected, and HAProxy keeps serving
+# (skipped without haproxy).
+ap_tls_test(emulation_haproxy haproxy_emulation.sh)
