@@ -96,18 +96,7 @@ faults)
   export ASYNCPOOL_EMULATE=fail=sign:0.05,seed=11
   start_server faults --cert "$WORK/ecdsa.crt" --key "$WORK/ecdsa.key" -v
   pid=$SERVER_PID
-  heap_kb() {
-    local log=$WORK/faults.log n i v
-    n=$(grep -c 'memory heap_in_use=' "$log")
-    kill -USR1 "$pid"
-    for ((i = 0; i < 50 * SLOW; i++)); do
-      [ "$(grep -c 'memory heap_in_use=' "$log")" -gt "$n" ] && break
-      sleep 0.1
-    done
-    v=$(sed -n 's/.*memory heap_in_use=\([0-9]*\).*/\1/p' "$log" | tail -1)
-    [ -n "$v" ] || fail "server did not answer SIGUSR1 with its heap size"
-    echo $((v / 1024))
-  }
+  heap_kb() { server_heap_kb "$pid" "$WORK/faults.log"; }
   client() {
     timeout $((60 * SLOW)) "$BIN/tls_client" -v -p "$PORT" -n "$1" -c 32 --tls 1.3 \
       --no-progress 2>"$WORK/client.err" || true
@@ -131,17 +120,11 @@ faults)
   [ "$logged" -eq "$failures" ] || fail "$failures failures but the server logged $logged emulated failures"
   # 5% of 1000: mean 50, sd 6.9; outside 20..80 (over 4 sd) the rate is not applied.
   [ "$failures" -ge 20 ] && [ "$failures" -le 80 ] || fail "$failures failures of $n at rate 0.05"
-  for ((i = 0; i < 50 * SLOW; i++)); do [ "$(fd_count "$pid")" -le "$fd0" ] && break; sleep 0.1; done
-  fd1=$(fd_count "$pid")
+  fd1=$(wait_fds "$pid" "$fd0" $((50 * SLOW)))
   heap1=$(heap_kb)
   note "after: $fd1 fds, heap in use $heap1 kB"
   [ "$fd1" -eq "$fd0" ] || { ls -l "/proc/$pid/fd" >&2; fail "fd count $fd0 -> $fd1"; }
-  if [ -n "$SANITIZER" ]; then
-    note "$SANITIZER build: heap not checked here; LeakSanitizer checks at exit"
-  else
-    # The same 2 MiB tolerance as hostile.sh (why: see there).
-    [ $((heap1 - heap0)) -le 2048 ] || fail "heap in use grew from $heap0 kB to $heap1 kB"
-  fi
+  expect_heap_back "$heap0" "$heap1"
   stop_server faults
   total=$(field emu.faults)
   # The counter covers the warm-up's failures too.

@@ -192,14 +192,10 @@ haproxy_probe() {
 }
 
 haproxy_stop() {
-  local i rc=0
+  local rc=0
   [ -n "$HAP_PID" ] || fail "haproxy_stop: haproxy is not running"
   kill -USR1 "$HAP_PID"
-  for ((i = 0; i < 150 * SLOW; i++)); do
-    kill -0 "$HAP_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$HAP_PID" 2>/dev/null; then
+  if ! wait_exit "$HAP_PID" $((150 * SLOW)); then
     kill -KILL "$HAP_PID"
     cat "$HAP_DIR/haproxy.err" >&2
     fail "haproxy did not exit after SIGUSR1 (soft-stop)"
