@@ -32,11 +32,14 @@ static const char *const kind_names[NK + 1] = {
     "sign", "verify", "asym_cipher", "derive", "keygen", "cipher", "kem", "all",
 };
 
+/* The two rates a kind has: its failure rate and its refusal rate. */
+enum { R_FAIL, R_REFUSE, NRATE };
+
 /* What one source (the config, or the environment) sets. */
 struct emu_src {
-    int lat_set[NK + 1], fail_set[NK + 1], refuse_set[NK + 1], ring_set, seed_set;
+    int lat_set[NK + 1], rate_set[NRATE][NK + 1], ring_set, seed_set;
     offload_emu_latency lat[NK + 1];
-    double fail[NK + 1], refuse[NK + 1];
+    double rate[NRATE][NK + 1];
     unsigned long ring;
     uint64_t seed;
 };
@@ -165,13 +168,14 @@ static int kind_index(const char *name, size_t len)
 
 static int read_conf(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params, struct emu_src *src)
 {
-    enum { LAT, FAIL, REFUSE, NSET };
+    /* The settings of a kind: its latency, then its rates in R_* order. */
+    enum { LAT, NSET = 1 + NRATE };
     static const char *const set_names[NSET] = {"latency", "fail", "refuse"};
     char names[NK + 1][NSET][40];
     const char *vals[NK + 1][NSET] = {{NULL}};
     const char *ring = NULL, *seed = NULL;
     OSSL_PARAM req[(NK + 1) * NSET + 3];
-    int k, s, i = 0;
+    int k, s, r, i = 0;
 
     for (k = 0; k <= NK; k++)
         for (s = 0; s < NSET; s++) {
@@ -197,21 +201,17 @@ static int read_conf(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params, struc
             }
             src->lat_set[k] = 1;
         }
-        if (vals[k][FAIL] != NULL) {
-            if (!parse_rate(vals[k][FAIL], &src->fail[k])) {
+        for (r = 0; r < NRATE; r++) {
+            const char *v = vals[k][1 + r];
+
+            if (v == NULL)
+                continue;
+            if (!parse_rate(v, &src->rate[r][k])) {
                 AP_RAISE(PROV_R_INVALID_CONFIG_DATA, "%s = \"%s\": " RATE_GRAMMAR,
-                         names[k][FAIL], vals[k][FAIL]);
+                         names[k][1 + r], v);
                 return 0;
             }
-            src->fail_set[k] = 1;
-        }
-        if (vals[k][REFUSE] != NULL) {
-            if (!parse_rate(vals[k][REFUSE], &src->refuse[k])) {
-                AP_RAISE(PROV_R_INVALID_CONFIG_DATA, "%s = \"%s\": " RATE_GRAMMAR,
-                         names[k][REFUSE], vals[k][REFUSE]);
-                return 0;
-            }
-            src->refuse_set[k] = 1;
+            src->rate_set[r][k] = 1;
         }
     }
     if (ring != NULL) {
@@ -278,8 +278,8 @@ static int env_item(char *item, struct emu_src *src)
         return 1;
     }
     if (strcmp(item, "fail") == 0 || strcmp(item, "refuse") == 0) {
-        int fail = item[0] == 'f';
-        double r;
+        int r = item[0] == 'f' ? R_FAIL : R_REFUSE;
+        double v;
 
         *eq = '=';
         colon = strchr(val, ':');
@@ -288,17 +288,12 @@ static int env_item(char *item, struct emu_src *src)
             return env_bad(item, "expected fail=<kind>:<rate> or refuse=<kind>:<rate>, "
                                  "kind one of sign, verify, asym_cipher, derive, keygen, "
                                  "cipher, kem, all");
-        if (!parse_rate(colon + 1, &r))
+        if (!parse_rate(colon + 1, &v))
             return env_bad(item, RATE_GRAMMAR);
-        if (fail ? src->fail_set[k] : src->refuse_set[k])
+        if (src->rate_set[r][k])
             return env_bad(item, "this kind's rate given twice");
-        if (fail) {
-            src->fail[k] = r;
-            src->fail_set[k] = 1;
-        } else {
-            src->refuse[k] = r;
-            src->refuse_set[k] = 1;
-        }
+        src->rate[r][k] = v;
+        src->rate_set[r][k] = 1;
         return 1;
     }
     k = kind_index(item, strlen(item));
@@ -346,7 +341,7 @@ int ap_read_emulation(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
     struct emu_src conf, env;
     const struct emu_src *order[2] = {&env, &conf};
     offload_emu_config *e = &p->emu;
-    int k, i;
+    int k, i, r;
 
     memset(&conf, 0, sizeof(conf));
     memset(&env, 0, sizeof(env));
@@ -355,7 +350,8 @@ int ap_read_emulation(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
         return 0;
     for (k = 0; k < NK; k++) {
         offload_emu_class *c = &e->cls[ap_emu_class(k)];
-        int lat = 0, fail = 0, refuse = 0;
+        double *rate[NRATE] = {&c->fail, &c->refuse};
+        int lat = 0, got[NRATE] = {0};
 
         for (i = 0; i < 4; i++) {
             const struct emu_src *s = order[i / 2];
@@ -365,14 +361,11 @@ int ap_read_emulation(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
                 c->lat = s->lat[kk];
                 lat = 1;
             }
-            if (!fail && s->fail_set[kk]) {
-                c->fail = s->fail[kk];
-                fail = 1;
-            }
-            if (!refuse && s->refuse_set[kk]) {
-                c->refuse = s->refuse[kk];
-                refuse = 1;
-            }
+            for (r = 0; r < NRATE; r++)
+                if (!got[r] && s->rate_set[r][kk]) {
+                    *rate[r] = s->rate[r][kk];
+                    got[r] = 1;
+                }
         }
     }
     e->ring = (unsigned)(env.ring_set ? env.ring : conf.ring);
