@@ -77,6 +77,7 @@ for case in \
     "ring=64 |ring=64 |expected ring=N, N from 0 (no ring) to 16777216" \
     "seed=-7|seed=-7|expected seed=N, N from 0 to 2^64-1" \
     "sign=2ms,sign=3ms|sign=3ms|this kind's latency given twice" \
+    "refuse=kem:0.1,refuse=kem:0.2|refuse=kem:0.2|this kind's rate given twice" \
     "fail=rsa:0.1|fail=rsa:0.1|expected fail=<kind>:<rate> or refuse=<kind>:<rate>, kind one of sign, verify, asym_cipher, derive, keygen, cipher, kem, all" \
     "latency=2ms|latency=2ms|unknown key: expected a kind (sign, verify, asym_cipher, derive, keygen, cipher, kem, all), ring, fail, refuse or seed" \
     "sign=2ms,|||empty item (items are separated by single commas, no spaces)" \
@@ -92,6 +93,7 @@ conf all_keys 'emulate_sign_latency = 2ms+-1ms' 'emulate_verify_latency = exp:50
     'emulate_kem_refuse = 1' 'emulate_seed = 18446744073709551615'
 good all_keys
 good plain "sign=2ms+-1ms,ring=64,fail=sign:0.01,refuse=all:0.5,seed=7,cipher=50us"
+good plain "fail=kem:0.1,refuse=kem:0.1"
 
 note "one pool per process: a second instance asking for another emulation fails"
 # Two instances of the module in one process, asyncpool and asyncpool2.
