@@ -85,6 +85,8 @@ static struct pool {
     /* Submitters inside the gate. stop() and fork prepare close the gate, then wait for
      * this to reach 0 so that no enqueue is half done when they go on. */
     atomic_int submitting;
+    /* cfg.workers for lock-free readers (offload_nworkers): a hint, ordered by nothing. */
+    atomic_uint workers_hint;
 
     /* Queue: enqueue is wait-free; dequeue under deq_lock. */
     _Alignas(CACHELINE) struct __cds_wfcq_head head;
@@ -504,6 +506,7 @@ int offload_start(const offload_config *cfg)
     if (pool.refs++ == 0) {
         emu_configure_(c.emu);
         pool.cfg = c;
+        atomic_store_explicit(&pool.workers_hint, c.workers, memory_order_relaxed);
         pool.cfg.emu = NULL; /* copied by emu_configure_ */
         __cds_wfcq_init(&pool.head, &pool.tail);
         atomic_store(&pool.depth, 0);
@@ -735,6 +738,16 @@ void offload_thread_exit_(void)
 {
     if (pool.cfg.thread_exit != NULL)
         pool.cfg.thread_exit();
+}
+
+unsigned offload_backlog(void)
+{
+    return atomic_load_explicit(&pool.depth, memory_order_relaxed);
+}
+
+unsigned offload_nworkers(void)
+{
+    return atomic_load_explicit(&pool.workers_hint, memory_order_relaxed);
 }
 
 void offload_get_stats(offload_stats *st)

@@ -154,4 +154,9 @@ int offload_in_worker(void);
 
 void offload_get_stats(offload_stats *st);
 
+/* Requests queued now and not yet taken by a worker, and the workers configured (0: no
+ * pool). Relaxed reads for a policy's hint: cheap enough for every call, exact never. */
+unsigned offload_backlog(void);
+unsigned offload_nworkers(void);
+
 #endif
