@@ -56,10 +56,18 @@ enum ap_cnt { AP_C_OFFLOADED, AP_C_INLINE, AP_C_EAGAIN, AP_C_ERRORS, AP_NCNT };
 typedef void (*ap_fn)(void);
 typedef struct ap_prov ap_prov;
 
+/* Cost estimates kept per algorithm (policy.c): one per size of call, hashed. */
+#define AP_COST_SLOTS 16
+
 typedef struct ap_alg {
     ap_prov *prov;
     ap_fn fn[AP_MAXFN]; /* the backend's functions by dispatch id */
     OSSL_DISPATCH *disp; /* ours, built from the operation's description */
+    /* offload = auto (policy.c): what a call of this algorithm costs, by the size of its
+     * output or input (which tells RSA-2048 from RSA-4096, P-256 from P-384). Each is
+     * (size tag << 48) | moving average in ns, 0 when empty; relaxed, a lost update
+     * loses one sample. */
+    atomic_uint_fast64_t cost[AP_COST_SLOTS];
 } ap_alg;
 
 /* An operation context of ours: the backend's ctx and the algorithm it belongs to. */
@@ -100,6 +108,17 @@ typedef struct ap_op_desc {
     const ap_fn_desc *fns;    /* ends with id 0 */
 } ap_op_desc;
 
+/* offload = auto's shared state (policy.c). Relaxed atomics throughout: they order
+ * nothing, a stale value makes one decision on older figures. */
+typedef struct ap_policy_state {
+    atomic_uint_fast64_t win_start; /* CLOCK_MONOTONIC ns when the window began */
+    atomic_uint_fast64_t win_work;  /* estimated ns of cheap calls asked for in it */
+    atomic_uint load_pm;            /* the last window's: thousandths of a core */
+    atomic_int offloading;          /* 1: cheap calls go to the pool (demand was high) */
+    atomic_uint_fast64_t cheap_inline; /* ran inline: cheap, and the demand was low */
+    atomic_uint_fast64_t caller_runs;  /* ran inline: cheap, and every worker had a queue */
+} ap_policy_state;
+
 struct ap_prov {
     const OSSL_CORE_HANDLE *handle;
 
@@ -110,6 +129,11 @@ struct ap_prov {
     char *backend_name;
 
     unsigned acore_flags;    /* ACORE_BLOCK when outside_job = block */
+    /* offload = auto (policy.c), or always (0). */
+    int offload_auto;
+    uint64_t offload_min_ns;   /* auto: a call estimated this long or longer is offloaded */
+    unsigned offload_load_pm;  /* auto: cheap calls are offloaded while they ask for this
+                                * many thousandths of a core or more */
     size_t inline_threshold; /* cipher calls with less input run inline */
     unsigned workers, capacity;
     offload_emu_config emu; /* device emulation (emulate.c); all zero: none */
@@ -123,6 +147,9 @@ struct ap_prov {
     /* Backend algorithms not offered because they have a function we cannot forward
      * (an id we do not know): libcrypto uses the backend's twin in `default` instead. */
     unsigned dropped;
+
+    /* offload = auto: the demand for cheap calls (policy.c), and its decisions. */
+    ap_policy_state policy;
 
     ap_prov *next_live; /* list of loaded instances, for ASYNCPOOL_STATS at exit */
     int stats_printed;  /* guarded by the list's lock */
@@ -152,8 +179,18 @@ static inline const ap_alg *ap_slot_alg(void *provctx, enum ap_op op, int slot)
 /* Add a context's pending inline cipher calls to the provider's counter. */
 void ap_flush_inline(ap_ctx *c);
 
-/* Run fn(arg): through async_core when heavy, else directly; counts it under kind. */
-int ap_run(const ap_alg *a, enum ap_kind kind, int heavy, int (*fn)(void *), void *arg);
+/* Run fn(arg): through async_core when heavy (with offload = auto, only if it pays:
+ * policy.c), else directly; counts it under kind. size: the call's output or input
+ * size in bytes (a signature's buffer, a secret's length, ...), which keys its cost
+ * estimate; 0 when there is none. */
+int ap_run(const ap_alg *a, enum ap_kind kind, int heavy, size_t size, int (*fn)(void *),
+           void *arg);
+
+/* policy.c: offload = auto for one heavy call in an async job (or with outside_job =
+ * block); fills t like acore_call. */
+typedef struct acore_trace acore_trace;
+int ap_run_auto(const ap_alg *a, enum ap_kind kind, unsigned flags, size_t size,
+                int (*fn)(void *), void *arg, acore_trace *t);
 
 /* Operation contexts, generic over operations (freectx/dupctx have one shape). */
 void *ap_ctx_wrap(const ap_alg *a, void *b, int freectx_id);

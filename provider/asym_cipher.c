@@ -83,7 +83,7 @@ static int crypt(void *ctx, int id, unsigned char *out, size_t *outlen, size_t o
 
     if (out == NULL)
         return do_crypt(&a);
-    return ap_run(a.c->alg, AP_K_ASYM, 1, do_crypt, &a);
+    return ap_run(a.c->alg, AP_K_ASYM, 1, inlen, do_crypt, &a);
 }
 
 static int asym_encrypt(void *ctx, unsigned char *out, size_t *outlen, size_t outsize,

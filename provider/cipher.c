@@ -175,7 +175,7 @@ static __attribute__((noinline)) int offload_update(ap_ctx *c, int id, unsigned 
     struct ciph_args a = {.c = c, .id = id, .out = out, .outl = outl, .outsize = outsize,
                           .in = in, .inl = inl};
 
-    return ap_run(c->alg, AP_K_CIPHER, 1, do_update, &a);
+    return ap_run(c->alg, AP_K_CIPHER, 1, inl, do_update, &a);
 }
 
 /* update's rare cases, out of line: the call goes to the pool, or the context's batch of

@@ -27,6 +27,31 @@
 #define AP_DEFAULT_INLINE_THRESHOLD 32768u
 
 /*
+ * offload = auto (policy.c). A call estimated at 100 µs or more always goes to the
+ * pool: 4x the CPU one offload costs on the 2-core reference VM when its cores are
+ * idle (13.5 µs on the loop's thread + 12.1 µs on a worker, bench/results/
+ * 2026-12-02-vm.md). RSA signatures and decryptions are above it, P-256 / X25519 /
+ * Ed25519 calls below. Cheaper calls go to the pool while they add up to half a core
+ * or more of demand (then the loop would spend half its time on them).
+ */
+#define AP_DEFAULT_OFFLOAD_MIN_US 100u
+#define AP_DEFAULT_OFFLOAD_LOAD_PCT 50u
+
+/* "always" or "auto" into *is_auto; 0 with an error raised for anything else. */
+static int parse_offload(const char *from, const char *v, int *is_auto)
+{
+    if (strcmp(v, "auto") == 0)
+        *is_auto = 1;
+    else if (strcmp(v, "always") == 0)
+        *is_auto = 0;
+    else {
+        AP_RAISE(PROV_R_INVALID_CONFIG_DATA, "%s = \"%s\": expected always or auto", from, v);
+        return 0;
+    }
+    return 1;
+}
+
+/*
  * A number as the README documents it: plain decimal digits, nothing else. strtoul
  * alone would also take a sign and leading white space ("+4", " 4", even "-1" wrapped
  * to a huge value), which a config value should not silently mean.
@@ -60,7 +85,8 @@ static int parse_uint(const char *key, const char *v, unsigned long lo,
 int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
 {
     const char *workers = NULL, *capacity = NULL, *threshold = NULL, *outside = NULL,
-               *backend = NULL, *select_safe = NULL;
+               *backend = NULL, *select_safe = NULL, *offload = NULL, *min_us = NULL,
+               *load_pct = NULL, *env;
     OSSL_PARAM req[] = {
         OSSL_PARAM_utf8_ptr("workers", (char **)&workers, 0),
         OSSL_PARAM_utf8_ptr("queue_capacity", (char **)&capacity, 0),
@@ -68,9 +94,14 @@ int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
         OSSL_PARAM_utf8_ptr("outside_job", (char **)&outside, 0),
         OSSL_PARAM_utf8_ptr("backend", (char **)&backend, 0),
         OSSL_PARAM_utf8_ptr("select_safe_fds", (char **)&select_safe, 0),
+        OSSL_PARAM_utf8_ptr("offload", (char **)&offload, 0),
+        OSSL_PARAM_utf8_ptr("offload_min_us", (char **)&min_us, 0),
+        OSSL_PARAM_utf8_ptr("offload_load_pct", (char **)&load_pct, 0),
         OSSL_PARAM_END,
     };
-    unsigned long w = 0, c = AP_DEFAULT_CAPACITY, t = AP_DEFAULT_INLINE_THRESHOLD;
+    unsigned long w = 0, c = AP_DEFAULT_CAPACITY, t = AP_DEFAULT_INLINE_THRESHOLD,
+                  mu = AP_DEFAULT_OFFLOAD_MIN_US, lp = AP_DEFAULT_OFFLOAD_LOAD_PCT;
+    int is_auto = 1;
 
     if (get_params != NULL && !get_params(p->handle, req)) {
         AP_RAISE(PROV_R_INVALID_CONFIG_DATA, "cannot read the provider's configuration");
@@ -78,7 +109,17 @@ int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
     }
     if (!parse_uint("workers", workers, 0, OFFLOAD_MAX_WORKERS, &w)
         || !parse_uint("queue_capacity", capacity, 1, OFFLOAD_MAX_CAPACITY, &c)
-        || !parse_uint("inline_threshold", threshold, 0, 1ul << 30, &t))
+        || !parse_uint("inline_threshold", threshold, 0, 1ul << 30, &t)
+        || !parse_uint("offload_min_us", min_us, 0, 10000000, &mu)
+        || !parse_uint("offload_load_pct", load_pct, 0, 100000, &lp))
+        return 0;
+    if (offload != NULL && !parse_offload("offload", offload, &is_auto))
+        return 0;
+    /* The environment wins over the file, as ASYNCPOOL_EMULATE does: one run of an
+     * application (openssl speed, a test) can ask for always without a config of its
+     * own. */
+    if ((env = getenv("ASYNCPOOL_OFFLOAD")) != NULL && *env != '\0'
+        && !parse_offload("ASYNCPOOL_OFFLOAD", env, &is_auto))
         return 0;
     if (outside == NULL || strcmp(outside, "inline") == 0) {
         p->acore_flags = 0;
@@ -104,6 +145,9 @@ int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
     p->workers = (unsigned)w;
     p->capacity = (unsigned)c;
     p->inline_threshold = t;
+    p->offload_auto = is_auto;
+    p->offload_min_ns = (uint64_t)mu * 1000u;
+    p->offload_load_pm = (unsigned)lp * 10u;
     p->backend_name = OPENSSL_strdup(backend != NULL ? backend : AP_DEFAULT_BACKEND);
     return p->backend_name != NULL && ap_read_emulation(p, get_params);
 }

@@ -5,19 +5,31 @@
  */
 #include "ap.h"
 
+#include <openssl/async.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "async_core/acore.h"
+#include "offload/emu.h"
 
-int ap_run(const ap_alg *a, enum ap_kind kind, int heavy, int (*fn)(void *), void *arg)
+int ap_run(const ap_alg *a, enum ap_kind kind, int heavy, size_t size, int (*fn)(void *),
+           void *arg)
 {
     ap_prov *p = a->prov;
     acore_trace t = {0, 0};
+    unsigned flags = p->acore_flags | ACORE_CLASS(ap_emu_class(kind));
     int r;
 
-    r = heavy ? acore_call(fn, arg, p->acore_flags | ACORE_CLASS(ap_emu_class(kind)), &t)
-              : fn(arg);
+    if (!heavy)
+        r = fn(arg);
+    /* offload = auto decides only where a call would be offloaded (in a job, or with
+     * outside_job = block), never for ciphers (inline_threshold is their rule), and
+     * not while an accelerator is emulated (the user tests the device). */
+    else if (p->offload_auto && kind != AP_K_CIPHER && !offload_emu_enabled()
+             && ((flags & ACORE_BLOCK) != 0 || ASYNC_get_current_job() != NULL))
+        r = ap_run_auto(a, kind, flags, size, fn, arg, &t);
+    else
+        r = acore_call(fn, arg, flags, &t);
     atomic_fetch_add_explicit(&p->cnt[kind][t.offloaded ? AP_C_OFFLOADED : AP_C_INLINE], 1,
                               memory_order_relaxed);
     if (t.eagain != 0)

@@ -76,7 +76,7 @@ static int kex_derive(void *ctx, unsigned char *secret, size_t *secretlen, size_
 
     if (secret == NULL)
         return do_derive(&a);
-    return ap_run(a.c->alg, AP_K_DERIVE, 1, do_derive, &a);
+    return ap_run(a.c->alg, AP_K_DERIVE, 1, outlen, do_derive, &a);
 }
 
 /*
@@ -113,7 +113,7 @@ static void *kex_derive_skey(void *ctx, const char *key_type, void *provctx,
     struct derive_skey_args a = {.c = ctx, .key_type = key_type, .provctx = provctx,
                                  .import = import, .keylen = keylen, .params = params};
 
-    ap_run(a.c->alg, AP_K_DERIVE, 1, do_derive_skey, &a);
+    ap_run(a.c->alg, AP_K_DERIVE, 1, keylen, do_derive_skey, &a);
     return a.key;
 }
 

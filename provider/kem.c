@@ -111,7 +111,7 @@ static int kem_encapsulate(void *ctx, unsigned char *out, size_t *outlen, unsign
 
     if (out == NULL)
         return do_encapsulate(&a);
-    return ap_run(a.c->alg, AP_K_KEM, 1, do_encapsulate, &a);
+    return ap_run(a.c->alg, AP_K_KEM, 1, 0, do_encapsulate, &a);
 }
 
 static int do_decapsulate(void *p)
@@ -129,7 +129,7 @@ static int kem_decapsulate(void *ctx, unsigned char *out, size_t *outlen,
 
     if (out == NULL)
         return do_decapsulate(&a);
-    return ap_run(a.c->alg, AP_K_KEM, 1, do_decapsulate, &a);
+    return ap_run(a.c->alg, AP_K_KEM, 1, inlen, do_decapsulate, &a);
 }
 
 #define W(id, f) {OSSL_FUNC_KEM_##id, AP_WRAP, (ap_fn)(f), NULL}

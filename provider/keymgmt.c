@@ -122,7 +122,7 @@ static void *km_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
     struct gen_args a = {.c = genctx, .cb = cb, .cbarg = cbarg};
     int heavy = (a.c->selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0;
 
-    ap_run(a.c->alg, AP_K_KEYGEN, heavy, do_gen, &a);
+    ap_run(a.c->alg, AP_K_KEYGEN, heavy, 0, do_gen, &a);
     return a.key;
 }
 

@@ -228,7 +228,7 @@ static int sig_sign(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsiz
 
     if (sig == NULL)
         return do_sign(&a);
-    return ap_run(a.c->alg, AP_K_SIGN, 1, do_sign, &a);
+    return ap_run(a.c->alg, AP_K_SIGN, 1, sigsize, do_sign, &a);
 }
 
 static int do_verify(void *p)
@@ -244,7 +244,7 @@ static int sig_verify(void *ctx, const unsigned char *sig, size_t siglen,
 {
     struct sig_args a = {.c = ctx, .sig = sig, .siglen = siglen, .in = tbs, .inlen = tbslen};
 
-    return ap_run(a.c->alg, AP_K_VERIFY, 1, do_verify, &a);
+    return ap_run(a.c->alg, AP_K_VERIFY, 1, siglen, do_verify, &a);
 }
 
 static int do_verify_recover(void *p)
@@ -263,7 +263,7 @@ static int sig_verify_recover(void *ctx, unsigned char *rout, size_t *routlen, s
 
     if (rout == NULL)
         return do_verify_recover(&a);
-    return ap_run(a.c->alg, AP_K_VERIFY, 1, do_verify_recover, &a);
+    return ap_run(a.c->alg, AP_K_VERIFY, 1, siglen, do_verify_recover, &a);
 }
 
 static int do_digest_sign_final(void *p)
@@ -280,7 +280,7 @@ static int sig_digest_sign_final(void *ctx, unsigned char *sig, size_t *siglen, 
 
     if (sig == NULL)
         return do_digest_sign_final(&a);
-    return ap_run(a.c->alg, AP_K_SIGN, 1, do_digest_sign_final, &a);
+    return ap_run(a.c->alg, AP_K_SIGN, 1, sigsize, do_digest_sign_final, &a);
 }
 
 static int do_digest_sign(void *p)
@@ -299,7 +299,7 @@ static int sig_digest_sign(void *ctx, unsigned char *sig, size_t *siglen, size_t
 
     if (sig == NULL)
         return do_digest_sign(&a);
-    return ap_run(a.c->alg, AP_K_SIGN, 1, do_digest_sign, &a);
+    return ap_run(a.c->alg, AP_K_SIGN, 1, sigsize, do_digest_sign, &a);
 }
 
 static int do_digest_verify_final(void *p)
@@ -314,7 +314,7 @@ static int sig_digest_verify_final(void *ctx, const unsigned char *sig, size_t s
 {
     struct sig_args a = {.c = ctx, .sig = sig, .siglen = siglen};
 
-    return ap_run(a.c->alg, AP_K_VERIFY, 1, do_digest_verify_final, &a);
+    return ap_run(a.c->alg, AP_K_VERIFY, 1, siglen, do_digest_verify_final, &a);
 }
 
 static int do_digest_verify(void *p)
@@ -330,7 +330,7 @@ static int sig_digest_verify(void *ctx, const unsigned char *sig, size_t siglen,
 {
     struct sig_args a = {.c = ctx, .sig = sig, .siglen = siglen, .in = tbs, .inlen = tbslen};
 
-    return ap_run(a.c->alg, AP_K_VERIFY, 1, do_digest_verify, &a);
+    return ap_run(a.c->alg, AP_K_VERIFY, 1, siglen, do_digest_verify, &a);
 }
 
 static int do_sign_message_final(void *p)
@@ -347,7 +347,7 @@ static int sig_sign_message_final(void *ctx, unsigned char *sig, size_t *siglen,
 
     if (sig == NULL)
         return do_sign_message_final(&a);
-    return ap_run(a.c->alg, AP_K_SIGN, 1, do_sign_message_final, &a);
+    return ap_run(a.c->alg, AP_K_SIGN, 1, sigsize, do_sign_message_final, &a);
 }
 
 /* The signature to check was given through set_ctx_params before. */
@@ -363,7 +363,7 @@ static int sig_verify_message_final(void *ctx)
 {
     struct sig_args a = {.c = ctx};
 
-    return ap_run(a.c->alg, AP_K_VERIFY, 1, do_verify_message_final, &a);
+    return ap_run(a.c->alg, AP_K_VERIFY, 1, 0, do_verify_message_final, &a);
 }
 
 #define W(id, f) {OSSL_FUNC_SIGNATURE_##id, AP_WRAP, (ap_fn)(f), NULL}

@@ -38,6 +38,9 @@ static const OSSL_PARAM gettable[] = {
     AP_POOL_PARAM("workers"), AP_POOL_PARAM("depth"), AP_POOL_PARAM("submitted"),
     AP_POOL_PARAM("completed"), AP_POOL_PARAM("rejected_full"), AP_POOL_PARAM("high_water"),
     OSSL_PARAM_DEFN("asyncpool.dropped", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
+    OSSL_PARAM_DEFN("asyncpool.auto.cheap_inline", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
+    OSSL_PARAM_DEFN("asyncpool.auto.caller_runs", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
+    OSSL_PARAM_DEFN("asyncpool.auto.load_pct", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.emu.delayed", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.emu.ring_refused", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.emu.refused", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
@@ -54,7 +57,8 @@ const OSSL_PARAM *ap_gettable_params(void *provctx)
 
 /* The one-line summary printed at unload with ASYNCPOOL_STATS=1. The emulation's
  * counters ("; emu delayed=... ring_refused=... refused=... faults=...") are added only
- * while emulation is on, so the line of an ordinary run is unchanged. */
+ * while emulation is on; with offload = auto, "; auto cheap_inline=... caller_runs=..."
+ * says how many heavy calls it kept inline, and why (policy.c). */
 static void stats_line(ap_prov *p, char *buf, size_t len)
 {
     offload_stats st;
@@ -78,6 +82,10 @@ static void stats_line(ap_prov *p, char *buf, size_t len)
                  " pool workers=%u submitted=%llu completed=%llu rejected_full=%llu high_water=%llu",
                  st.workers, (unsigned long long)st.submitted, (unsigned long long)st.completed,
                  (unsigned long long)st.rejected_full, (unsigned long long)st.high_water);
+    if (p->offload_auto && off < len)
+        off += snprintf(buf + off, len - off, "; auto cheap_inline=%llu caller_runs=%llu",
+                        (unsigned long long)atomic_load(&p->policy.cheap_inline),
+                        (unsigned long long)atomic_load(&p->policy.caller_runs));
     offload_emu_get_stats(&es);
     if (es.on && off < len)
         snprintf(buf + off, len - off,
@@ -133,6 +141,19 @@ int ap_get_params(void *provctx, OSSL_PARAM params[])
     if ((q = OSSL_PARAM_locate(params, "asyncpool.dropped")) != NULL
         && !OSSL_PARAM_set_uint64(q, p->dropped))
         return 0;
+    {
+        const struct { const char *name; uint64_t v; } pol[] = {
+            {"asyncpool.auto.cheap_inline", atomic_load(&p->policy.cheap_inline)},
+            {"asyncpool.auto.caller_runs", atomic_load(&p->policy.caller_runs)},
+            {"asyncpool.auto.load_pct", atomic_load(&p->policy.load_pm) / 10u},
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(pol) / sizeof(pol[0]); i++)
+            if ((q = OSSL_PARAM_locate(params, pol[i].name)) != NULL
+                && !OSSL_PARAM_set_uint64(q, pol[i].v))
+                return 0;
+    }
     {
         offload_emu_stats es;
         size_t i;

@@ -41,6 +41,12 @@ ap_add_test(NAME provider_loadunload
   TIMEOUT 300
   VALGRIND)
 
+# offload = auto | always (provider/policy.c): what goes to the pool, from the counters.
+ap_add_test(NAME provider_policy
+  SOURCES ${AP_PT}/test_policy.c ${AP_PT_COMMON}
+  LIBS OpenSSL::SSL
+  TIMEOUT 300)
+
 ap_add_test(NAME provider_config
   SOURCES ${AP_PT}/test_config.c ${AP_PT_COMMON}
   LIBS OpenSSL::SSL

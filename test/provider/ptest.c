@@ -67,6 +67,26 @@ int ap_env_init(ap_env *e)
     return 1;
 }
 
+const char *ap_write_conf(const char *body, int activate)
+{
+    static char path[64];
+    FILE *f;
+    int fd;
+
+    strcpy(path, "/tmp/ap-conf-XXXXXX");
+    fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    f = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n"
+            "[provider_sect]\ndefault = default_sect\nasyncpool = asyncpool_sect\n"
+            "[default_sect]\nactivate = 1\n[asyncpool_sect]\n%s%s\n",
+            activate ? "activate = 1\n" : "", body);
+    fclose(f);
+    return path;
+}
+
 void ap_env_free(ap_env *e)
 {
     if (e->ap != NULL)

@@ -64,6 +64,11 @@ int ap_run_jobs(int (*fn)(void *), void **args, int n, int inflight, int *rets,
 /* The same functions called directly, outside any job. */
 void ap_run_direct(int (*fn)(void *), void **args, int n, int *rets);
 
+/* Write a config file that loads default and asyncpool, whose asyncpool section holds
+ * `body` (and "activate = 1" when activate); returns its path (static storage; the
+ * caller unlinks it). Fails the running Check test if it cannot. */
+const char *ap_write_conf(const char *body, int activate);
+
 /* Hex helpers. ap_unhex allocates (never NULL on success, even for ""), sets *len. */
 unsigned char *ap_unhex(const char *hex, size_t *len);
 

@@ -18,27 +18,6 @@
 #include "ops.h"
 #include "ptest.h"
 
-/* Write a config whose asyncpool section holds `body`; returns its path (static). */
-static const char *write_conf(const char *body, int activate)
-{
-    static char path[64];
-    FILE *f;
-    int fd;
-
-    strcpy(path, "/tmp/ap-conf-XXXXXX");
-    fd = mkstemp(path);
-    ck_assert(fd >= 0);
-    f = fdopen(fd, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f,
-            "openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n"
-            "[provider_sect]\ndefault = default_sect\nasyncpool = asyncpool_sect\n"
-            "[default_sect]\nactivate = 1\n[asyncpool_sect]\n%s%s\n",
-            activate ? "activate = 1\n" : "", body);
-    fclose(f);
-    return path;
-}
-
 /* All errors on the queue as text (cleared). */
 static void drain_errors(char *buf, size_t cap)
 {
@@ -70,6 +49,8 @@ static const struct bad {
      * parser trims white space around a value, so it only reaches us quoted. */
     {"workers", "+4"},            {"workers", "\" 4\""},       {"workers", "\"4 \""},
     {"queue_capacity", "+64"},    {"inline_threshold", "\"\t100\""}, {"workers", "\"\""},
+    {"offload", "sometimes"},     {"offload", "\"\""},        {"offload_min_us", "-5"},
+    {"offload_min_us", "10000001"}, {"offload_load_pct", "half"},
 };
 
 /* Does this libcrypto report a provider that fails to activate from a config file?
@@ -107,7 +88,7 @@ START_TEST(bad_value_activate)
     if (ap_dev())
         return;
     snprintf(body, sizeof(body), "%s = %s\n", BAD[_i].key, BAD[_i].value);
-    path = write_conf(body, 1);
+    path = ap_write_conf(body, 1);
     ERR_clear_error();
     rc = OSSL_LIB_CTX_load_config(lib, path);
     drain_errors(errs, sizeof(errs));
@@ -135,7 +116,7 @@ START_TEST(bad_value_load)
     if (ap_dev())
         return;
     snprintf(body, sizeof(body), "%s = %s\n", BAD[_i].key, BAD[_i].value);
-    path = write_conf(body, 0);
+    path = ap_write_conf(body, 0);
     ck_assert_msg(OSSL_LIB_CTX_load_config(lib, path) == 1, "config without activate rejected");
     ERR_clear_error();
     p = OSSL_PROVIDER_load(lib, "asyncpool");
@@ -174,7 +155,7 @@ START_TEST(good_values)
 
     if (ap_dev())
         return;
-    path = write_conf("workers = 3\nqueue_capacity = 64\ninline_threshold = 0\n"
+    path = ap_write_conf("workers = 3\nqueue_capacity = 64\ninline_threshold = 0\n"
                       "outside_job = block\n", 1);
     ck_assert_msg(OSSL_LIB_CTX_load_config(lib, path) == 1, "valid config rejected");
     unlink(path);

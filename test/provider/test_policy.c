@@ -1,0 +1,421 @@
+/*
+ * offload = auto | always (provider/policy.c), through the provider as an application
+ * sees it: which heavy calls made in ASYNC jobs go to the pool, from the provider's
+ * counters, and that every result is right whichever way a call went.
+ *
+ *  - always offloads every call, cheap ones included;
+ *  - auto: a call with no cost estimate yet is offloaded; one estimated below
+ *    offload_min_us runs inline while the demand for such calls is low, goes to the
+ *    pool when it is high (measured here for real: back-to-back signatures are a full
+ *    core of demand, signatures 2 ms apart about 1%), and runs inline when every worker
+ *    already has a request queued (caller runs); a call above offload_min_us is always
+ *    offloaded; outside a job nothing changes;
+ *  - ASYNCPOOL_OFFLOAD overrides the file, and a bad value fails the load, naming it.
+ *
+ * Each Check test runs in its own process (the pool is process-wide). The figures are
+ * chosen with wide margins: a P-256 signature costs 15-60 µs here (ASan included)
+ * against offload_min_us = 100; back-to-back signing is 1 core of demand against a
+ * threshold of 0.5.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/provider.h>
+
+#include "ops.h"
+#include "ptest.h"
+
+#define NSIG 20
+
+typedef struct fixture {
+    OSSL_LIB_CTX *lib;
+    OSSL_PROVIDER *ap;
+    ap_env e; /* for ap_ctr: only .ap is set */
+    EVP_PKEY *key;
+} fixture;
+
+static const char OURS[] = "provider=asyncpool";
+
+/* A libctx configured with `body` in asyncpool's section, and a key made by default. */
+static void setup(fixture *f, const char *body, const char *alg, const char *group, int bits)
+{
+    const char *path = ap_write_conf(body, 1);
+    op_kg k = {NULL, "provider=default", alg, group, bits, NULL, 0};
+
+    memset(f, 0, sizeof(*f));
+    f->lib = OSSL_LIB_CTX_new();
+    ck_assert_ptr_nonnull(f->lib);
+    if (OSSL_LIB_CTX_load_config(f->lib, path) != 1)
+        ap_dump_errors("load_config");
+    unlink(path);
+    ck_assert_msg(OSSL_PROVIDER_available(f->lib, "asyncpool"), "asyncpool not active (%s)", body);
+    f->ap = OSSL_PROVIDER_load(f->lib, "asyncpool"); /* a reference to the active one */
+    ck_assert_ptr_nonnull(f->ap);
+    f->e.ap = f->ap;
+    k.lib = f->lib;
+    ck_assert(op_keygen(&k));
+    f->key = k.out;
+    ck_assert(ASYNC_init_thread(32, 32));
+}
+
+static void teardown(fixture *f)
+{
+    ASYNC_cleanup_thread();
+    EVP_PKEY_free(f->key);
+    OSSL_PROVIDER_unload(f->ap);
+    OSSL_LIB_CTX_free(f->lib);
+}
+
+static uint64_t ctr(fixture *f, const char *name)
+{
+    return ap_ctr(&f->e, name);
+}
+
+struct signing {
+    op_sig s;
+    unsigned char msg[32], sig[600];
+};
+
+static void signing_init(fixture *f, struct signing *g, int i)
+{
+    memset(g, 0, sizeof(*g));
+    memset(g->msg, i + 1, sizeof(g->msg));
+    g->s = (op_sig){f->lib, OURS, f->key, "SHA256", 0, -1, NULL, 0, g->msg, sizeof(g->msg),
+                    g->sig, sizeof(g->sig), 0};
+}
+
+/* The signature verifies with the default provider. */
+static void check_signature(struct signing *g)
+{
+    op_sig v = g->s;
+
+    v.propq = "provider=default";
+    v.siglen = g->s.siglen;
+    ck_assert_msg(op_verify(&v) == 1, "a signature made through asyncpool does not verify");
+}
+
+/* n signatures, one job at a time (never two requests in the pool), gap_us apart. */
+static void sign_sequential(fixture *f, int n, long gap_us)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        struct signing g;
+        void *arg = &g.s;
+        int ret = 0;
+
+        signing_init(f, &g, i);
+        ck_assert(ap_run_jobs(op_sign, &arg, 1, 1, &ret, NULL));
+        ck_assert_msg(ret == 1, "sign %d failed", i);
+        check_signature(&g);
+        if (gap_us > 0) {
+            struct timespec ts = {0, gap_us * 1000};
+
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+struct batch {
+    struct signing g[16];
+    void *args[16];
+    int rets[16];
+};
+
+/* 16 signatures in 16 jobs at once; each checked when verify (the check costs more
+ * than the signature, and is no demand on asyncpool). */
+static void sign_batch(fixture *f, struct batch *b, int verify)
+{
+    int i;
+
+    for (i = 0; i < 16; i++) {
+        signing_init(f, &b->g[i], i);
+        b->args[i] = &b->g[i].s;
+    }
+    ck_assert(ap_run_jobs(op_sign, b->args, 16, 16, b->rets, NULL));
+    for (i = 0; i < 16; i++) {
+        ck_assert_msg(b->rets[i] == 1, "sign %d failed", i);
+        if (verify)
+            check_signature(&b->g[i]);
+    }
+}
+
+/* Batches of 16 concurrent signatures back to back, for about ms milliseconds. */
+static int sign_for(fixture *f, long ms)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+    struct timespec t0, t;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(b);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        sign_batch(f, b, 0);
+        n += 16;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+    sign_batch(f, b, 1);
+    n += 16;
+    free(b);
+    return n;
+}
+
+START_TEST(always_offloads_cheap_calls)
+{
+    fixture f;
+
+    if (ap_dev())
+        return;
+    setup(&f, "offload = always\n", "EC", "P-256", 0);
+    sign_sequential(&f, NSIG, 0);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), NSIG);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.inline"), 0);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.auto.cheap_inline"), 0);
+    teardown(&f);
+}
+END_TEST
+
+/* Demand never high enough (offload_load_pct = 100000 %): after the first calls have
+ * taught the policy that a P-256 signature is cheap, they run inline. */
+START_TEST(auto_runs_cheap_calls_inline)
+{
+    fixture f;
+    uint64_t off, inl;
+
+    if (ap_dev())
+        return;
+    setup(&f, "offload = auto\noffload_load_pct = 100000\n", "EC", "P-256", 0);
+    sign_sequential(&f, NSIG, 0);
+    off = ctr(&f, "asyncpool.sign.offloaded");
+    inl = ctr(&f, "asyncpool.sign.inline");
+    fprintf(stderr, "auto, P-256: offloaded=%llu inline=%llu\n", (unsigned long long)off,
+            (unsigned long long)inl);
+    ck_assert_msg(off >= 1, "the first signature (no estimate yet) was not offloaded");
+    ck_assert_msg(inl >= NSIG / 2, "only %llu of %d cheap signatures ran inline",
+                  (unsigned long long)inl, NSIG);
+    ck_assert_uint_eq(off + inl, NSIG);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.auto.cheap_inline"), inl);
+    teardown(&f);
+}
+END_TEST
+
+/* The default is auto, and its default offload_min_us keeps RSA-2048 signatures (a few
+ * hundred µs) on the pool. */
+START_TEST(auto_offloads_expensive_calls)
+{
+    fixture f;
+
+    if (ap_dev())
+        return;
+    setup(&f, "", "RSA", NULL, 2048);
+    sign_sequential(&f, 5, 0);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), 5);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.inline"), 0);
+    teardown(&f);
+}
+END_TEST
+
+/* offload_min_us = 0: every call counts as expensive, so auto offloads them all. */
+START_TEST(auto_min_zero_offloads_everything)
+{
+    fixture f;
+
+    if (ap_dev())
+        return;
+    setup(&f, "offload_min_us = 0\n", "EC", "P-256", 0);
+    sign_sequential(&f, NSIG, 0);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), NSIG);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.inline"), 0);
+    teardown(&f);
+}
+END_TEST
+
+/* Demand measured for real, default threshold (half a core). Signatures 2 ms apart ask
+ * for about 1% of a core: inline after the first. 16 at a time, back to back, they
+ * ask for more than a core: once a 10 ms window has measured that, they go to the pool
+ * (except those the loop runs itself while both workers have a queue). */
+START_TEST(auto_follows_demand)
+{
+    fixture f;
+    uint64_t off0, inl0, off1, inl1, ci;
+    int n;
+
+    if (ap_dev())
+        return;
+    setup(&f, "", "EC", "P-256", 0);
+    sign_sequential(&f, 30, 2000);
+    off0 = ctr(&f, "asyncpool.sign.offloaded");
+    inl0 = ctr(&f, "asyncpool.sign.inline");
+    fprintf(stderr, "sparse: offloaded=%llu inline=%llu load=%llu%%\n",
+            (unsigned long long)off0, (unsigned long long)inl0,
+            (unsigned long long)ctr(&f, "asyncpool.auto.load_pct"));
+    ck_assert_msg(inl0 >= 20, "sparse cheap signatures: only %llu of 30 inline",
+                  (unsigned long long)inl0);
+    n = sign_for(&f, 200);
+    off1 = ctr(&f, "asyncpool.sign.offloaded") - off0;
+    inl1 = ctr(&f, "asyncpool.sign.inline") - inl0;
+    ci = ctr(&f, "asyncpool.auto.cheap_inline");
+    fprintf(stderr, "back to back: %d signatures, offloaded=%llu inline=%llu load=%llu%%\n", n,
+            (unsigned long long)off1, (unsigned long long)inl1,
+            (unsigned long long)ctr(&f, "asyncpool.auto.load_pct"));
+    ck_assert_msg(off1 >= (uint64_t)n / 4,
+                  "back-to-back cheap signatures (a core of demand): only %llu of %d offloaded",
+                  (unsigned long long)off1, n);
+    /* Still in the band where cheap calls stay on the pool (down to half the threshold). */
+    ck_assert_msg(ctr(&f, "asyncpool.auto.load_pct") >= 25, "demand under 25%% of a core");
+    ck_assert_uint_le(ci + ctr(&f, "asyncpool.auto.caller_runs"), inl0 + inl1);
+    teardown(&f);
+}
+END_TEST
+
+/* One worker, every call "cheap" (offload_min_us = 10 s) and wanted on the pool
+ * (offload_load_pct = 0): 16 RSA-2048 signatures started at once queue behind the
+ * one the worker runs, and from then on the loop runs them itself. Every result is
+ * right either way. */
+START_TEST(auto_caller_runs)
+{
+    fixture f;
+    struct batch *b = calloc(1, sizeof(*b));
+    uint64_t cr = 0, off, inl;
+    int round;
+
+    if (ap_dev())
+        return;
+    ck_assert_ptr_nonnull(b);
+    setup(&f, "workers = 1\noffload_min_us = 10000000\noffload_load_pct = 0\n", "RSA", NULL,
+          2048);
+    sign_sequential(&f, 2, 0); /* teaches the estimate */
+    /* A round whose submissions were each held up longer than a signature (a busy
+     * machine) queues nothing: try a few. */
+    for (round = 0; round < 5 && cr == 0; round++) {
+        sign_batch(&f, b, 1);
+        cr = ctr(&f, "asyncpool.auto.caller_runs");
+    }
+    off = ctr(&f, "asyncpool.sign.offloaded");
+    inl = ctr(&f, "asyncpool.sign.inline");
+    fprintf(stderr, "caller runs: %llu after %d round(s); offloaded=%llu inline=%llu\n",
+            (unsigned long long)cr, round, (unsigned long long)off, (unsigned long long)inl);
+    ck_assert_msg(cr > 0, "no call ran inline with the only worker's queue full");
+    ck_assert_msg(off > 2, "nothing went to the pool");
+    ck_assert_uint_eq(ctr(&f, "asyncpool.auto.cheap_inline"), 0);
+    ck_assert_uint_eq(inl, cr);
+    free(b);
+    teardown(&f);
+}
+END_TEST
+
+/* Outside a job (outside_job = inline) the policy is not consulted: inline, as always. */
+START_TEST(auto_outside_job_unchanged)
+{
+    fixture f;
+    struct signing g;
+
+    if (ap_dev())
+        return;
+    setup(&f, "", "EC", "P-256", 0);
+    signing_init(&f, &g, 0);
+    ck_assert(op_sign(&g.s));
+    check_signature(&g);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.inline"), 1);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.auto.cheap_inline"), 0);
+    teardown(&f);
+}
+END_TEST
+
+/* ASYNCPOOL_OFFLOAD=always wins over offload = auto in the file. */
+START_TEST(env_overrides_config)
+{
+    fixture f;
+
+    if (ap_dev())
+        return;
+    setenv("ASYNCPOOL_OFFLOAD", "always", 1);
+    setup(&f, "offload = auto\noffload_load_pct = 100000\n", "EC", "P-256", 0);
+    sign_sequential(&f, NSIG, 0);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), NSIG);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.inline"), 0);
+    teardown(&f);
+    unsetenv("ASYNCPOOL_OFFLOAD");
+}
+END_TEST
+
+/* A bad ASYNCPOOL_OFFLOAD fails the load with an error naming it; asyncpool stays out. */
+START_TEST(env_bad_value)
+{
+    OSSL_LIB_CTX *lib = OSSL_LIB_CTX_new();
+    const char *path;
+    OSSL_PROVIDER *p;
+    unsigned long e;
+    const char *data;
+    int flags, named = 0;
+
+    if (ap_dev())
+        return;
+    setenv("ASYNCPOOL_OFFLOAD", "sometimes", 1);
+    path = ap_write_conf("", 0);
+    ck_assert(OSSL_LIB_CTX_load_config(lib, path) == 1);
+    unlink(path);
+    ERR_clear_error();
+    p = OSSL_PROVIDER_load(lib, "asyncpool");
+    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0)
+        if ((flags & ERR_TXT_STRING) && strstr(data, "ASYNCPOOL_OFFLOAD") != NULL
+            && strstr(data, "sometimes") != NULL)
+            named = 1;
+    ck_assert_msg(p == NULL, "ASYNCPOOL_OFFLOAD=sometimes: asyncpool loaded");
+    ck_assert_msg(named, "no error naming ASYNCPOOL_OFFLOAD and its value");
+    unsetenv("ASYNCPOOL_OFFLOAD");
+    OSSL_LIB_CTX_free(lib);
+}
+END_TEST
+
+/* The summary line says what auto did; with always it has no auto part. */
+START_TEST(stats_line_reports_auto)
+{
+    fixture f;
+    char line[1024] = "", *lp = line;
+    OSSL_PARAM ps[] = {OSSL_PARAM_utf8_string("asyncpool.stats", lp, sizeof(line)),
+                       OSSL_PARAM_END};
+
+    if (ap_dev())
+        return;
+    setup(&f, "offload_load_pct = 100000\n", "EC", "P-256", 0);
+    sign_sequential(&f, NSIG, 0);
+    ck_assert(OSSL_PROVIDER_get_params(f.ap, ps));
+    ck_assert_msg(strstr(line, "; auto cheap_inline=") != NULL, "no auto part: %s", line);
+    ck_assert_msg(strstr(line, "auto cheap_inline=0 ") == NULL, "no cheap call inline: %s", line);
+    teardown(&f);
+    setup(&f, "offload = always\n", "EC", "P-256", 0);
+    ck_assert(OSSL_PROVIDER_get_params(f.ap, ps));
+    ck_assert_msg(strstr(line, "auto") == NULL, "auto part with offload = always: %s", line);
+    teardown(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("provider_policy");
+    TCase *tc = tcase_create("policy");
+
+    /* The caller's own setting would change what every test expects. */
+    unsetenv("ASYNCPOOL_OFFLOAD");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, always_offloads_cheap_calls);
+    tcase_add_test(tc, auto_runs_cheap_calls_inline);
+    tcase_add_test(tc, auto_offloads_expensive_calls);
+    tcase_add_test(tc, auto_min_zero_offloads_everything);
+    tcase_add_test(tc, auto_follows_demand);
+    tcase_add_test(tc, auto_caller_runs);
+    tcase_add_test(tc, auto_outside_job_unchanged);
+    tcase_add_test(tc, env_overrides_config);
+    tcase_add_test(tc, env_bad_value);
+    tcase_add_test(tc, stats_line_reports_auto);
+    suite_add_tcase(s, tc);
+    return ap_run_suite(s);
+}
