@@ -6,6 +6,9 @@
 #     s_server runs in its interactive mode: with -www it sleep(1)s whenever a job
 #     pauses (apps/s_server.c www_body), 3-4 seconds per handshake here.
 . "$(dirname "$0")/lib.sh"
+# Every call made in a job is checked to be offloaded: offload = always. The default,
+# offload = auto, runs cheap calls inline (test/tls/auto.sh tests that).
+export ASYNCPOOL_OFFLOAD=always
 make_certs
 
 start_server demo --cert "$WORK/rsa.crt" --key "$WORK/rsa.key"

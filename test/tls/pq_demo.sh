@@ -12,6 +12,9 @@
 #     signs with it, offloaded (sign.offloaded), and curl fetches the page over it.
 # On an OpenSSL without the group or ML-DSA the test says so and passes.
 . "$(dirname "$0")/lib.sh"
+# Every call made in a job is checked to be offloaded: offload = always. The default,
+# offload = auto, runs cheap calls inline (test/tls/auto.sh tests that).
+export ASYNCPOOL_OFFLOAD=always
 
 if ! openssl list -kem-algorithms 2>/dev/null | grep -q X25519MLKEM768 ||
    ! openssl list -signature-algorithms 2>/dev/null | grep -q ML-DSA-65; then
