@@ -19,12 +19,16 @@ static const char *const pool[] = { "workers", "depth", "submitted", "completed"
                                     "rejected_full", "high_water" };
 /* Device emulation (README "Emulating an accelerator"); 0 when it is off. */
 static const char *const emu[] = { "delayed", "ring_refused", "refused", "faults" };
+/* offload = auto's decisions (README "Which calls go to the pool"); absent from builds
+ * before it, then not printed. */
+static const char *const autoc[] = { "cheap_inline", "caller_runs", "load_pct" };
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 #define N_POOL (sizeof(pool) / sizeof(pool[0]))
 #define N_EMU (sizeof(emu) / sizeof(emu[0]))
-#define N_COUNTERS (N_OPS * N_KINDS + N_POOL + N_EMU)
+#define N_AUTO (sizeof(autoc) / sizeof(autoc[0]))
+#define N_COUNTERS (N_OPS * N_KINDS + N_POOL + N_EMU + N_AUTO)
 
 int apstats_open(void)
 {
@@ -65,6 +69,8 @@ void apstats_format(char *buf, size_t len)
         snprintf(names[n], sizeof(names[n]), "asyncpool.pool.%s", pool[p]);
     for (size_t e = 0; e < N_EMU; e++, n++)
         snprintf(names[n], sizeof(names[n]), "asyncpool.emu.%s", emu[e]);
+    for (size_t a = 0; a < N_AUTO; a++, n++)
+        snprintf(names[n], sizeof(names[n]), "asyncpool.auto.%s", autoc[a]);
     for (size_t i = 0; i < n; i++) {
         vals[i] = 0;
         params[i] = OSSL_PARAM_construct_uint64(names[i], &vals[i]);

@@ -20,6 +20,9 @@ ap_tls_test(tls_curl_cb curl.sh ARGS cb LABELS threads)
 ap_tls_test(tls_openssl_cli openssl_cli.sh)
 ap_tls_test(tls_load_fd load.sh ARGS fd)
 ap_tls_test(tls_load_cb load.sh ARGS cb LABELS threads)
+# offload = auto (the default) in the demo server: RSA signatures offloaded, cheap calls
+# inline, and (callback mode, offload_load_pct = 0) handshakes that mix both.
+ap_tls_test(tls_auto auto.sh LABELS threads)
 ap_tls_test(tls_hostile_fd hostile.sh ARGS fd)
 ap_tls_test(tls_hostile_cb hostile.sh ARGS cb LABELS threads)
 # TLS 1.3 with X25519MLKEM768 through s_server/s_client -async: the KEM offloaded on both

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# offload = auto (the default; provider/policy.c) in a TLS server, end to end:
+#   rsa-fd:    RSA-2048 certificate, fd mode, default settings. Every RSA signature is
+#              offloaded (it costs more than offload_min_us); the X25519 key generations
+#              and derivations, cheap and asked for at a low rate, run inline after the
+#              first few. Zero failures.
+#   ecdsa-fd:  P-256 certificate, default settings: the signatures run inline too.
+#   ecdsa-cb:  P-256, callback mode, offload_load_pct = 0: cheap calls go to the pool
+#              except when both workers have a queue, so the same handshakes mix inline
+#              and offloaded calls, and jobs that never pause with jobs that do.
+# Every handshake must succeed, no job may be left paused, and the counters must show
+# each rule at work.
+. "$(dirname "$0")/lib.sh"
+unset ASYNCPOOL_OFFLOAD
+have_provider || { echo "SKIPPED: asyncpool.so not built: no policy to test" >&2; exit "$SKIP_RC"; }
+make_certs
+n=600
+
+run_client() { # run_client TLS_VERSION
+  out=$(timeout $((100 * SLOW)) "$BIN/tls_client" -p "$PORT" -n $n -c 32 --tls "$1" \
+          --no-progress) || { echo "$out"; fail "tls_client exit status (failures or timeout)"; }
+  echo "$out"
+  expect handshakes eq $n "$out"
+  expect failures eq 0 "$out"
+}
+
+server_checks() {
+  expect handshakes eq $n
+  expect errors eq 0
+  expect still_paused eq 0
+  expect sign.errors eq 0
+}
+
+note "rsa-fd: RSA-2048, fd mode, offload = auto with its defaults"
+start_server rsa-fd --cert "$WORK/rsa.crt" --key "$WORK/rsa.key"
+run_client 1.3
+stop_server rsa-fd
+server_checks
+expect sign.offloaded eq $n
+expect sign.inline eq 0
+expect keygen.inline ge $((n / 2))
+expect derive.inline ge $((n / 2))
+expect auto.cheap_inline ge $n
+
+note "ecdsa-fd: P-256, fd mode, offload = auto with its defaults"
+start_server ecdsa-fd --cert "$WORK/ecdsa.crt" --key "$WORK/ecdsa.key"
+run_client 1.3
+stop_server ecdsa-fd
+server_checks
+expect sign.inline ge $((n / 2))
+
+note "ecdsa-cb: P-256, callback mode, offload_load_pct = 0 (cheap calls to the pool)"
+conf=$WORK/auto-load0.cnf
+awk '{print} /^\[asyncpool_sect\]/ {print "offload_load_pct = 0"}' "$ASYNCPOOL_CONF" >"$conf"
+grep -q '^offload_load_pct = 0' "$conf" || fail "could not write $conf"
+ASYNCPOOL_CONF=$conf start_server ecdsa-cb --cert "$WORK/ecdsa.crt" --key "$WORK/ecdsa.key" \
+  --callback
+run_client 1.2
+stop_server ecdsa-cb
+server_checks
+expect sign.offloaded ge $((n / 2))
+expect auto.cheap_inline eq 0
+finish
