@@ -1,7 +1,8 @@
 # bench/plot.gp — the chart of bench/run.sh. Variables (gnuplot -e):
 #   ajfile     x (0.5 = synchronous path, else -async_jobs), then one column per test:
 #              asyncpool throughput / default -multi <cores> ("?" = missing)
-#   tlsfile    conc, then hs/s per server, then p99 ms per server (RSA-2048)
+#   tlsfile    conc, then hs/s per server, then p99 ms per server (RSA-2048);
+#   ntls       the number of servers in it
 #   certfile   "certificate -cN", then async-fd/sync, async-cb/sync, async-fd/nginx,
 #              async-cb/nginx handshakes/s ratios
 #   acorefile  "mode, N in flight", then application-thread and worker CPU per offload (µs)
@@ -57,7 +58,7 @@ set ylabel "handshakes/s"
 set yrange [0:*]
 set key inside left top font ",10"
 if (havetls) {
-  plot for [i=2:5] tlsfile using 1:i with linespoints lw 2 pt i ps 1.3
+  plot for [i=2:ntls+1] tlsfile using 1:i with linespoints lw 2 pt i ps 1.3
 } else {
   set xrange [1:128]
   set yrange [0:1]
@@ -74,7 +75,7 @@ set ylabel "p99 latency (ms)"
 if (havetls) {
   set logscale y 10
   set yrange [*:*]
-  plot for [i=6:9] tlsfile using 1:i with linespoints lw 2 pt i - 4 ps 1.3
+  plot for [i=ntls+2:2*ntls+1] tlsfile using 1:i with linespoints lw 2 pt i - ntls ps 1.3
 } else {
   set label 2 "no TLS results (step not run or failed)" at graph 0.2, 0.5
   plot 2 notitle

@@ -22,7 +22,7 @@
 #   ACORE_N round trips (50000/10000)  ACORE_SECONDS ceiling run (2/1)
 #   TLS_CONCS client concurrencies, RSA-2048 ("1 8 32 128"/"8 64")
 #   TLS_RSA3072_CONCS ("32"/"")  TLS_RSA4096_CONCS ("32"/"32")  TLS_ECDSA_CONCS ("8 32 128"/"32")
-#   TLS_ECDSA_SERVERS ("sync async-fd async-cb"; add nginx for a reference)
+#   TLS_ECDSA_SERVERS ("sync async-fd async-cb async-always"; add nginx for a reference)
 #   TLS_DURATION (4/2)  TLS_WARMUP (1/1)
 #   RESP_CERT (rsa4096; or rsa2048, rsa3072, ecdsap256)  RESP_KA keep-alive clients (4)
 #   RESP_FLOOD handshake connections (32)  RESP_INTERVAL ms between one client's requests
@@ -90,7 +90,7 @@ want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 read -r -a SPEED_TESTS <<<"${SPEED_TESTS:-rsa2048 rsa4096 ecdsap256 ecdhp256 x25519 ed25519 gcm16 gcm1024 gcm16384}"
 ACORE_MODES=(fd callback)
-TLS_SERVERS=(sync async-fd async-cb nginx)
+TLS_SERVERS=(sync async-fd async-cb async-always nginx)
 TLS_CERTS=(rsa2048 rsa3072 rsa4096 ecdsap256)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/asyncpool-bench.XXXXXX")
@@ -134,7 +134,7 @@ else
   : "${TLS_RSA3072_CONCS=32}" "${TLS_RSA4096_CONCS=32}" "${TLS_ECDSA_CONCS=8 32 128}" "${RESP_DURATION:=5}"
 fi
 : "${ASYNC_JOBS:=1 8 32 128}" "${GOAL_A32_VS_MULTI:=}" "${DISTURBED_CORES:=0.1}"
-: "${TLS_ECDSA_SERVERS:=sync async-fd async-cb}" "${RESP_ROUNDS:=$TLS_ROUNDS}"
+: "${TLS_ECDSA_SERVERS:=sync async-fd async-cb async-always}" "${RESP_ROUNDS:=$TLS_ROUNDS}"
 : "${RESP_CERT:=rsa4096}" "${RESP_KA:=4}" "${RESP_FLOOD:=32}" "${RESP_INTERVAL:=10}"
 : "${RESP_SERVERS:=sync async-fd async-cb nginx}"
 
@@ -156,8 +156,8 @@ tls_plan
 
 NSTEPS=3 # deps, build, report
 if want speed; then
-  _ngcm=0 # AES-GCM tests also run the forced-offload contender
-  for t in "${SPEED_TESTS[@]}"; do [[ $t == gcm* ]] && _ngcm=$((_ngcm + 1)); done
+  _ngcm=0 # every test runs one extra contender: forced offload (AES-GCM), offload = always (the rest)
+  _ngcm=${#SPEED_TESTS[@]}
   NSTEPS=$((NSTEPS + ROUNDS * (${#SPEED_TESTS[@]} * ${#SPEED_CONT[@]} + _ngcm)))
 fi
 want acore && NSTEPS=$((NSTEPS + ROUNDS * ${#ACORE_MODES[@]}))

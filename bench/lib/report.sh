@@ -50,6 +50,9 @@ speed_label() {
 }
 
 # is_pq TEST: an OpenSSL 3.5+ post-quantum test (no goal was set for these)
+# extra_na CONTENDER TEST: 0 (true) when the extra contender does not run that test:
+# forced offload (apA32f) runs AES-GCM only, offload = always (apA32a) all but AES-GCM
+extra_na() { { [ "$1" = apA32f ] && [[ $2 != gcm* ]]; } || { [ "$1" = apA32a ] && [[ $2 == gcm* ]]; }; }
 is_pq() { case $1 in mlkem*|mldsa*) return 0 ;; *) return 1 ;; esac; }
 
 # verdict VALUE GOAL [LO HI [DIR [DISTURBED]]]: met / NOT met on the median (DIR ge: value
@@ -200,8 +203,8 @@ write_md() {
   # The provider issue's goals for -async_jobs 32 against -multi <cores> (GOAL_A32_VS_MULTI,
   # when set, overrides them all); small AES sizes have none there (they run inline by
   # design), see the next rows.
-  local -A a32goal=([rsa2048]=0.95 [ecdsap256]=0.9 [ecdhp256]=0.9 [gcm16384]=0.9)
-  want speed && for s in "rsa2048 sign" "ecdsap256 sign" "ecdhp256 derive" "gcm16 MBps" "gcm1024 MBps" "gcm16384 MBps"; do
+  local -A a32goal=([rsa2048]=0.95 [ecdsap256]=0.85 [ecdhp256]=0.85 [x25519]=0.85 [gcm16384]=0.9)
+  want speed && for s in "rsa2048 sign" "ecdsap256 sign" "ecdhp256 derive" "x25519 derive" "gcm16 MBps" "gcm1024 MBps" "gcm16384 MBps"; do
     read -r t m <<<"$s"
     local g=${GOAL_A32_VS_MULTI:-${a32goal[$t]:-}}
     ratio_row "$(speed_name "$t" "$m"): \`-async_jobs 32\` vs default \`-multi $CORES\`" "speed|$t|$m" \
@@ -225,6 +228,13 @@ write_md() {
     echo "| $(speed_label "$t"): \`-async_jobs 32\` vs default, one process |" \
          "$(fmtn "${MED[$k|$a32]}") | $(fmtn "${MED[$k|def1]}") | **$rm** |" \
          "≥ 0.97 (no slower) | $(verdict "$rm" 0.97 - - ge "$(disturbed "speed|$t|$a32" "speed|$t|def1")") |"
+  done
+  want speed && for s in "rsa2048 sign" "ecdsap256 sign" "ecdhp256 derive" "x25519 derive"; do
+    read -r t m <<<"$s"
+    k="speed|$t|$m"
+    [ -n "${MED[$k|apA32a]:-}" ] || continue
+    echo "| $(speed_name "$t" "$m"): \`-async_jobs 32\` with offload = always (every call offloaded) vs \`-multi $CORES\` |" \
+         "$(fmtn "${MED[$k|apA32a]}") | $(fmtn "${MED[$k|defM]:-}") | $(fmtr "${RA[$k|apA32a]:-}") | (extra row) | - |"
   done
   want speed && for t in gcm16 gcm1024 gcm16384; do
     k="speed|$t|MBps"
@@ -262,6 +272,15 @@ write_md() {
   if want tls && [ -n "$tc" ]; then
     ratio_row "TLS handshakes/s at -c $tc: async-fd vs sync demo server" "tls|c$tc|hs_per_s" async-fd sync B ge 1.6 "≥ 1.6 (bench/tls_compare.sh)"
     ratio_row "TLS handshakes/s at -c $tc: async-fd vs nginx ($CORES workers)" "tls|c$tc|hs_per_s" async-fd nginx A ge 0.9 "≥ 0.9 (bench/tls_compare.sh)"
+    for conc in "${TLS_CONC_LIST[@]}"; do
+      [ "$conc" -ge 8 ] || continue
+      for s in async-fd async-cb async-always; do
+        ratio_row "TLS handshakes/s, RSA-2048, -c $conc: $s vs sync demo server" \
+          "tls|c$conc|hs_per_s" "$s" sync B ge 1.0 "≥ 1.0 (no fewer)"
+        ratio_row "TLS server CPU per connection, RSA-2048, -c $conc: $s vs sync demo server" \
+          "tls|c$conc|srv_cpu_ms" "$s" sync B le 1.05
+      done
+    done
   fi
   if want tls; then
     local -A gsync=([rsa3072]=1.5 [rsa4096]=1.8)
@@ -280,7 +299,7 @@ write_md() {
     done
     for conc in $(tls_concs_of ecdsap256); do
       t=$(tls_test ecdsap256 "$conc")
-      for s in async-fd async-cb; do
+      for s in async-fd async-cb async-always; do
         [ "$conc" -ge 8 ] && ratio_row "TLS handshakes/s, ECDSA P-256, -c $conc: $s vs sync demo server" \
           "tls|$t|hs_per_s" "$s" sync B ge 1.0 "≥ 1.0 (no fewer)"
         ratio_row "TLS server CPU per connection, ECDSA P-256, -c $conc: $s vs sync demo server" \
@@ -301,7 +320,7 @@ write_md() {
     echo "## openssl speed: throughput (ratio against default \`-multi $CORES\`)"
     echo
     hdr="| test | unit" sep="| --- | ---"
-    local conts=("${SPEED_CONT[@]}" apA32f)
+    local conts=("${SPEED_CONT[@]}" apA32f apA32a)
     for c in "${conts[@]}"; do hdr+=" | $(label_of "$c")"; sep+=" | ---"; done
     echo "$hdr |"
     echo "$sep |"
@@ -309,7 +328,7 @@ write_md() {
       for m in $(speed_metrics "$t"); do
         row="| $(speed_name "$t" "$m") | $(speed_unit "$t")"
         for c in "${conts[@]}"; do
-          if [ "$c" = apA32f ] && [[ $t != gcm* ]]; then row+=" | "; continue; fi
+          if extra_na "$c" "$t"; then row+=" | "; continue; fi
           row+=" | $(cell "speed|$t|$m|$c" A)"
         done
         echo "$row |"
@@ -340,7 +359,7 @@ write_md() {
     for t in "${SPEED_TESTS[@]}"; do
       row="| $(speed_label "$t") | ${SPEED_OP[$t]}"
       for c in "${apc[@]}"; do
-        if [ "$c" = apA32f ] && [[ $t != gcm* ]]; then row+=" | "; continue; fi
+        if extra_na "$c" "$t"; then row+=" | "; continue; fi
         row+=" | $(stats_cell "$t" "$c")"
       done
       echo "$row |"
@@ -361,7 +380,7 @@ write_md() {
     for t in "${SPEED_TESTS[@]}"; do
       row="| $(speed_label "$t")"
       for c in "${conts[@]}"; do
-        if [ "$c" = apA32f ] && [[ $t != gcm* ]]; then row+=" | "; continue; fi
+        if extra_na "$c" "$t"; then row+=" | "; continue; fi
         row+=" | $(fmtr "${MED[speed|$t|cpu_ours|$c]:--}") / $(fmtr "${MED[speed|$t|cpu_others|$c]:--}")"
       done
       echo "$row |"
@@ -437,7 +456,9 @@ write_md() {
     echo
     echo "Servers: \`sync\` = ssl_demo tls_server --sync (default provider, one thread);"
     echo "\`async-fd\` / \`async-cb\` = tls_server with SSL_MODE_ASYNC and asyncpool, fd / callback"
-    echo "mode, one thread; \`nginx\` = Debian nginx, \`worker_processes $CORES\` (the anchor)."
+    echo "mode, one thread, \`offload = auto\` (the default); \`async-always\` = as async-fd with"
+    echo "\`ASYNCPOOL_OFFLOAD=always\` (every heavy call offloaded, as before \`auto\`);"
+    echo "\`nginx\` = Debian nginx, \`worker_processes $CORES\` (the anchor)."
     echo "The client (one thread, default provider) runs on the same $CORES cores as the server"
     echo "and takes part of them."
     echo
@@ -684,7 +705,7 @@ load_meta() {
   _unk TLS_RSA3072_CONCS "$(_concs 'rsa3072-')"
   _unk TLS_RSA4096_CONCS "$(_concs 'rsa4096-')"
   _unk TLS_ECDSA_CONCS "$(_concs 'ecdsap256-')"
-  _in_order() { local s out=''; for s in sync async-fd async-cb nginx; do grep -qx -- "$s" <<<"$1" && out+="$s "; done; echo "${out% }"; }
+  _in_order() { local s out=''; for s in sync async-fd async-cb async-always nginx; do grep -qx -- "$s" <<<"$1" && out+="$s "; done; echo "${out% }"; }
   _unk TLS_ECDSA_SERVERS "$(_in_order "$(awk -F'\t' '$1 == "tls" && $2 ~ /^ecdsap256-/ {print $4}' "$DATA" | sort -u)")"
   _unk RESP_CERT "$(awk -F'\t' '$1 == "resp" {print $2; exit}' "$DATA")"
   _unk RESP_SERVERS "$(_in_order "$(awk -F'\t' '$1 == "resp" {print $4}' "$DATA" | sort -u)")"
@@ -729,7 +750,7 @@ make_report() {
   has_values "$work/chart_acore.dat" && ha=1
   has_values "$work/chart_resp.dat" && hr=1
   command -v gnuplot >/dev/null || { echo "gnuplot not installed: no chart" >&2; return 1; }
-  timeout 60 gnuplot -e "ajfile='$work/chart_aj.dat'; tlsfile='$work/chart_tls.dat'; certfile='$work/chart_certs.dat'; acorefile='$work/chart_acore.dat'; respfile='$work/chart_resp.dat'; outfile='$base.png'; ttl='$title'; ncores=$CORES; havespeed=$hs; havetls=$ht; havecerts=$hc; haveacore=$ha; haveresp=$hr; respcert='$(tls_cert_label "$RESP_CERT")'" \
+  timeout 60 gnuplot -e "ajfile='$work/chart_aj.dat'; tlsfile='$work/chart_tls.dat'; certfile='$work/chart_certs.dat'; acorefile='$work/chart_acore.dat'; respfile='$work/chart_resp.dat'; outfile='$base.png'; ttl='$title'; ncores=$CORES; ntls=${#TLS_SERVERS[@]}; havespeed=$hs; havetls=$ht; havecerts=$hc; haveacore=$ha; haveresp=$hr; respcert='$(tls_cert_label "$RESP_CERT")'" \
     "$src/bench/plot.gp" || return 1
   [ -s "$base.png" ]
 }

@@ -6,6 +6,8 @@
 #   apsync  asyncpool, no -async_jobs: the synchronous path (outside a job: inline)
 #   apA<N>  asyncpool, -async_jobs N
 #   apA32f  asyncpool, -async_jobs 32, inline_threshold = 0 (AES-GCM only: forced offload)
+#   apA32a  asyncpool, -async_jobs 32, ASYNCPOOL_OFFLOAD=always (all but AES-GCM: every
+#           heavy call offloaded, as before offload = auto, the default)
 # Results come from speed's machine-readable lines (-mr), 3.0 format:
 #   +F2:i:bits:sign/s:verify/s (RSA)   +F4:i:bits:sign/s:verify/s (ECDSA)
 #   +F5:i:bits:op/s:s/op (ECDH)        +F6:i:bits:name:sign/s:verify/s (EdDSA)
@@ -123,13 +125,14 @@ parse_apstats() {
 
 # speed_once CONTENDER TEST ROUND: one openssl speed run, recorded in $DATA and $STATS
 speed_once() {
-  local c=$1 t=$2 r=$3 log="$work/log/speed.$2.$1.$3" conf=/dev/null ap=0 rc=0 n
+  local c=$1 t=$2 r=$3 log="$work/log/speed.$2.$1.$3" conf=/dev/null ap=0 rc=0 n offload=
   local -a args=()
   case $c in
     def1) ;;
     defM) args=(-multi "$CORES") ;;
     apsync) ap=1 conf=$AP_CONF ;;
     apA*f) ap=1 conf=$work/forced.cnf n=${c#apA}; args=(-async_jobs "${n%f}") ;;
+    apA*a) ap=1 conf=$AP_CONF n=${c#apA} offload=always; args=(-async_jobs "${n%a}") ;;
     apA*) ap=1 conf=$AP_CONF args=(-async_jobs "${c#apA}") ;;
   esac
   # shellcheck disable=SC2207 # two words or none
@@ -138,6 +141,7 @@ speed_once() {
   _speed_cmd() {
     # shellcheck disable=SC2086 # SPEED_ARGS holds several words on purpose
     timeout -k 5 $((SPEED_SECONDS * 8 + 60)) env OPENSSL_CONF="$conf" OPENSSL_MODULES="$AP_MODULES" \
+      ASYNCPOOL_OFFLOAD="$offload" \
       ASYNCPOOL_STATS=1 openssl speed -elapsed -mr -seconds "$SPEED_SECONDS" "${args[@]}" \
       ${SPEED_ARGS[$t]} >"$log.out" 2>"$log.err"
   }
@@ -189,6 +193,7 @@ label_of() {
     defM) echo "default -multi $CORES" ;;
     apsync) echo "asyncpool sync" ;;
     apA*f) local n=${1#apA}; echo "asyncpool -async_jobs ${n%f} forced" ;;
+    apA*a) local n=${1#apA}; echo "asyncpool -async_jobs ${n%a} always" ;;
     apA*) echo "asyncpool -async_jobs ${1#apA}" ;;
     *) echo "$1" ;;
   esac
@@ -202,7 +207,7 @@ run_speed() {
     for ((ti = 0; ti < ${#SPEED_TESTS[@]}; ti++)); do
       local t=${SPEED_TESTS[$ti]}
       conts=("${SPEED_CONT[@]}")
-      [[ $t == gcm* ]] && conts+=(apA32f)
+      if [[ $t == gcm* ]]; then conts+=(apA32f); else conts+=(apA32a); fi
       n=${#conts[@]}
       for ((k = 0; k < n; k++)); do
         c=${conts[$(((k + r + ti) % n))]}
