@@ -3,7 +3,8 @@
 #   rsa-fd:    RSA-2048 certificate, fd mode, default settings. Every RSA signature is
 #              offloaded (it costs more than offload_min_us); the X25519 key generations
 #              and derivations, cheap and asked for at a low rate, run inline after the
-#              first few. Zero failures.
+#              first few (as cheap_inline, or as caller_runs while both workers have
+#              a queue). Zero failures.
 #   ecdsa-fd:  P-256 certificate, default settings: the signatures run inline too.
 #   ecdsa-cb:  P-256, callback mode, offload_load_pct = 0: cheap calls go to the pool
 #              except when both workers have a queue, so the same handshakes mix inline
@@ -40,19 +41,35 @@ expect sign.offloaded eq $n
 expect sign.inline eq 0
 expect keygen.inline ge $((n / 2))
 expect derive.inline ge $((n / 2))
-expect auto.cheap_inline ge $n
+# The policy ran them inline by one rule or the other: cheap_inline when the workers
+# are free, caller_runs while both workers have a queue (RSA signatures from 32
+# connections keep them busy often, the more so on a loaded machine).
+ci=$(field auto.cheap_inline "$SUMMARY"); cr=$(field auto.caller_runs "$SUMMARY")
+[ -n "$ci" ] && [ -n "$cr" ] || fail "no auto counters in: $SUMMARY"
+[ $((ci + cr)) -ge $n ] || fail "expected auto.cheap_inline + auto.caller_runs >= $n, got $ci + $cr"
 
-note "ecdsa-fd: P-256, fd mode, offload = auto with its defaults"
-start_server ecdsa-fd --cert "$WORK/ecdsa.crt" --key "$WORK/ecdsa.key"
+# conf_with KEY VALUE: a copy of the test's configuration with one more asyncpool key.
+conf_with() {
+  local c=$WORK/auto-$1.cnf
+  awk -v kv="$1 = $2" '{print} /^\[asyncpool_sect\]/ {print kv}' "$ASYNCPOOL_CONF" >"$c"
+  grep -q "^$1 = $2\$" "$c" || fail "could not write $c"
+  echo "$c"
+}
+
+# A P-256 signature takes 20-40 µs here, well under the default offload_min_us of
+# 100 µs; under a sanitizer it may take several times that and count as expensive,
+# so there the test raises the threshold to keep the premise "a cheap call".
+econf=$ASYNCPOOL_CONF
+[ -z "$SANITIZER" ] || econf=$(conf_with offload_min_us 10000)
+note "ecdsa-fd: P-256, fd mode, offload = auto with its defaults${SANITIZER:+ (offload_min_us = 10000 under $SANITIZER)}"
+ASYNCPOOL_CONF=$econf start_server ecdsa-fd --cert "$WORK/ecdsa.crt" --key "$WORK/ecdsa.key"
 run_client 1.3
 stop_server ecdsa-fd
 server_checks
 expect sign.inline ge $((n / 2))
 
 note "ecdsa-cb: P-256, callback mode, offload_load_pct = 0 (cheap calls to the pool)"
-conf=$WORK/auto-load0.cnf
-awk '{print} /^\[asyncpool_sect\]/ {print "offload_load_pct = 0"}' "$ASYNCPOOL_CONF" >"$conf"
-grep -q '^offload_load_pct = 0' "$conf" || fail "could not write $conf"
+conf=$(conf_with offload_load_pct 0)
 ASYNCPOOL_CONF=$conf start_server ecdsa-cb --cert "$WORK/ecdsa.crt" --key "$WORK/ecdsa.key" \
   --callback
 run_client 1.2
