@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh — asyncpool benchmarks a user can rerun: one command, a report and a chart.
 #
-#   bench/run.sh            full run (~21 min on 2 cores)
+#   bench/run.sh            full run (~23 min on 2 cores)
 #   bench/run.sh --quick    short run (~3.5 min): 1 round, 1 s per speed test, few TLS points
 #   bench/run.sh --report-only RESULTS.tsv   rewrite RESULTS.md and .png from saved data
 #

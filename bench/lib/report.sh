@@ -162,7 +162,7 @@ write_md() {
   echo "# asyncpool benchmarks — $M_DATE on $M_HOST"
   echo
   echo "$([ "$QUICK" = 1 ] && echo "**Quick run** (\`bench/run.sh --quick\`): one round, short tests; numbers are indicative only." || echo "Full run (\`bench/run.sh\`).")"
-  echo "Rerun: \`bench/run.sh\` (full, ~21 min) or \`bench/run.sh --quick\` (~3.5 min); \`bench/run.sh --help\` for options."
+  echo "Rerun: \`bench/run.sh\` (full, ~23 min) or \`bench/run.sh --quick\` (~3.5 min); \`bench/run.sh --help\` for options."
   [ -n "${REPORT_ONLY:-}" ] && echo "This report was written again from the saved data (\`bench/run.sh --report-only $name.tsv\`)."
   echo
   echo "| machine | |"
