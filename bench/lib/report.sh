@@ -161,7 +161,14 @@ write_md() {
 
   echo "# asyncpool benchmarks — $M_DATE on $M_HOST"
   echo
-  echo "$([ "$QUICK" = 1 ] && echo "**Quick run** (\`bench/run.sh --quick\`): one round, short tests; numbers are indicative only." || echo "Full run (\`bench/run.sh\`).")"
+  if [ "$QUICK" = 1 ]; then
+    echo "**Quick run** (\`bench/run.sh --quick\`): one round, short tests; numbers are indicative only."
+  elif [ "$ONLY" = speed,acore,tls,resp,sync ]; then
+    echo "Full run (\`bench/run.sh\`)."
+  else
+    # --only, often with environment overrides: rounds and seconds are in the table below
+    echo "Partial run (\`bench/run.sh --only $ONLY\`): only these groups; rounds and speed seconds below."
+  fi
   echo "Rerun: \`bench/run.sh\` (full, ~23 min) or \`bench/run.sh --quick\` (~3.5 min); \`bench/run.sh --help\` for options."
   [ -n "${REPORT_ONLY:-}" ] && echo "This report was written again from the saved data (\`bench/run.sh --report-only $name.tsv\`)."
   echo
