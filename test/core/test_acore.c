@@ -284,10 +284,10 @@ START_TEST(test_callback_mode)
             /* Resumed once per callback, never without one: one pause per op, and one   \
              * more whenever a resume found the op's callback still running (the job    \
              * pauses again and gets one more callback; see cb_may_finish). That can    \
-             * repeat while the worker in the callback has lost its core (seen: 7        \
-             * pauses for 2 ops beside valgrind runs), so the bound is loose: it        \
+             * repeat as long as the worker in the callback has lost its core (seen: 7  \
+             * and 18 pauses for 2 ops on a loaded machine), so the bound is loose: it   \
              * catches a job that re-pauses without end, not a slow callback. */         \
-            REQUIRE(c_->s.pauses >= T2_OPS && c_->s.pauses <= 8 * T2_OPS,                 \
+            REQUIRE(c_->s.pauses >= T2_OPS && c_->s.pauses <= 64 * T2_OPS,                \
                     "job %d paused %d times", j_->id, c_->s.pauses);                      \
             c_->s.pauses = 0;                                                              \
             c_->s.job = NULL;                                                              \
