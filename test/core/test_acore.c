@@ -205,7 +205,7 @@ struct cb_slot {
      * after the flag's seq_cst store), so a resume after seeing it finds the call done. */
     atomic_int cbs;
     int seen;
-    int statuses[4]; /* ASYNC_WAIT_CTX_get_status at each pause */
+    int statuses[64]; /* ASYNC_WAIT_CTX_get_status at each pause */
 };
 
 static int on_done(void *arg)
@@ -411,7 +411,7 @@ START_TEST(test_callback_eagain)
             r = ASYNC_start_job(&cs[i].s.job, cs[i].s.w, &ret, gjob_fn, &cs[i].s.arg,
                                 sizeof(void *));
             if (r == ASYNC_PAUSE) {
-                ck_assert_int_lt(cs[i].s.pauses, 4);
+                ck_assert_int_lt(cs[i].s.pauses, 64);
                 cs[i].statuses[cs[i].s.pauses++] = ASYNC_WAIT_CTX_get_status(cs[i].s.w);
             } else {
                 ck_assert_int_eq(r, ASYNC_FINISH);
@@ -424,16 +424,21 @@ START_TEST(test_callback_eagain)
         ck_assert_int_eq(jobs[i].tr.offloaded, 1);
     }
     /* A and B: one pause, one callback. C: EAGAIN pause, space callback, OK pause,
-     * completion callback. */
-    ck_assert_int_eq(cs[0].s.pauses, 1);
-    ck_assert_int_eq(atomic_load(&cs[0].cbs), 1);
-    ck_assert_int_eq(cs[1].s.pauses, 1);
-    ck_assert_int_eq(atomic_load(&cs[1].cbs), 1);
+     * completion callback. Every pause gets exactly one callback; a resume that finds
+     * the completion callback still running pauses once more (status OK) and gets
+     * one more (cb_may_finish), which a loaded machine makes happen now and then. */
+    for (i = 0; i < 3; i++) {
+        int k;
+
+        ck_assert_int_eq(atomic_load(&cs[i].cbs), cs[i].s.pauses);
+        for (k = i == 2 ? 1 : 0; k < cs[i].s.pauses; k++)
+            ck_assert_int_eq(cs[i].statuses[k], ASYNC_STATUS_OK);
+    }
+    ck_assert_int_ge(cs[0].s.pauses, 1);
+    ck_assert_int_ge(cs[1].s.pauses, 1);
     ck_assert_uint_eq(jobs[2].tr.eagain, 1);
-    ck_assert_int_eq(cs[2].s.pauses, 2);
+    ck_assert_int_ge(cs[2].s.pauses, 2);
     ck_assert_int_eq(cs[2].statuses[0], ASYNC_STATUS_EAGAIN);
-    ck_assert_int_eq(cs[2].statuses[1], ASYNC_STATUS_OK);
-    ck_assert_int_eq(atomic_load(&cs[2].cbs), 2);
     offload_get_stats(&s1);
     ck_assert_uint_eq(s1.completed - s0.completed, 3);
     for (i = 0; i < 3; i++)
