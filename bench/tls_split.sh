@@ -13,81 +13,77 @@
 # Run it on a quiet machine: the client shares the cores with the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=$(cd "${1:-build}" && pwd)
-[ -x "$build/ssl_demo/tls_server" ] || { echo "tls_split: build first (scripts/build.sh)" >&2; exit 1; }
+src=$PWD
+BUILD=$(cd "${1:-build}" && pwd)
+[ -x "$BUILD/ssl_demo/tls_server" ] || { echo "tls_split: build first (scripts/build.sh)" >&2; exit 1; }
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-4} CONC=${CONC:-32} CERT=${CERT:-rsa2048}
 MODES=${MODES:-sync jobs-inline auto always}
-conf=$PWD/conf/openssl-async.cnf
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tls_split.XXXXXX")
-pid=''
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-case $CERT in
-  rsa*) alg=(-newkey "rsa:${CERT#rsa}") ;;
-  ecdsap256) alg=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
-  *) echo "tls_split: unknown CERT $CERT" >&2; exit 2 ;;
-esac
-openssl req -x509 "${alg[@]}" -nodes -keyout "$tmp/key.pem" -out "$tmp/crt.pem" \
-  -subj /CN=localhost -days 2 >/dev/null 2>&1
+work=$(mktemp -d "${TMPDIR:-/tmp}/tls_split.XXXXXX")
+mkdir -p "$work/log"
+# The bench's own pieces: tls_cert, start_demo (its "listening on" wait and port),
+# stop_pid, and cleanup, which kills what start_demo tracked and removes $work.
+. bench/lib/common.sh
+. bench/lib/tls.sh
+trap cleanup EXIT
+AP_CONF=$src/conf/openssl-async.cnf AP_MODULES=$BUILD/provider TLS_TMP=$work/tls
+mkdir -p "$TLS_TMP"
+tls_cert "$CERT" || { cat "$work/log/tls.req" >&2 2>/dev/null || true; echo "tls_split: no $CERT certificate" >&2; exit 1; }
 # offload_min_us and offload_load_pct replaced, wherever the shipped file sets them
 awk '$1 == "offload_min_us" || $1 == "offload_load_pct" {next} {print}
      /^\[asyncpool_sect\]/ {print "offload_min_us = 10000000"; print "offload_load_pct = 100000"}' \
-  "$conf" >"$tmp/inline.cnf"
+  "$AP_CONF" >"$work/inline.cnf"
 hz=$(getconf CLK_TCK)
 
-one() { # one MODE: prints "MODE loop_ms workers_ms hs_per_s"
-  local cnf=$conf off='' t n v
-  local -a args=()
+one() { # one MODE ROUND: appends its four figures to $work/data
+  local log=$work/log/$1 t v hs hps loop=0 wrk=0
   case $1 in
-    sync) cnf=/dev/null args=(--sync) ;;
-    jobs-inline) cnf=$tmp/inline.cnf ;;
-    auto) off=auto ;;
-    always) off=always ;;
+    sync) start_demo sync "$log" "$CERT" ;;
+    jobs-inline) AP_CONF=$work/inline.cnf start_demo async-fd "$log" "$CERT" ;;
+    auto) start_demo async-fd "$log" "$CERT" ;;
+    always) start_demo async-always "$log" "$CERT" ;;
     *) echo "tls_split: unknown mode $1" >&2; exit 2 ;;
-  esac
-  ASYNCPOOL_OFFLOAD=$off OPENSSL_CONF=$cnf OPENSSL_MODULES=$build/provider \
-    "$build/ssl_demo/tls_server" -p 0 --cert "$tmp/crt.pem" --key "$tmp/key.pem" "${args[@]}" \
-    >"$tmp/srv.out" 2>"$tmp/srv.err" &
-  pid=$!
-  for ((n = 0; n < 100; n++)); do
-    grep -q 'listening on' "$tmp/srv.out" 2>/dev/null && break
-    sleep 0.1
-  done
-  local port
-  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/srv.out")
-  [ -n "$port" ] || { cat "$tmp/srv.err" >&2; echo "tls_split: $1 server did not start" >&2; exit 1; }
-  OPENSSL_CONF=/dev/null "$build/ssl_demo/tls_client" -p "$port" -c "$CONC" -d 1 -w 0 \
+  esac || { cat "$log.srverr" >&2; echo "tls_split: $1 server did not start" >&2; exit 1; }
+  OPENSSL_CONF=/dev/null "$BUILD/ssl_demo/tls_client" -p "$TLS_PORT" -c "$CONC" -d 1 -w 0 \
     --tls 1.3 --no-progress >/dev/null 2>&1
   declare -A c0=()
-  for t in /proc/"$pid"/task/*; do c0[$t]=$(awk '{print $14 + $15}' "$t/stat"); done
-  OPENSSL_CONF=/dev/null "$build/ssl_demo/tls_client" -p "$port" -c "$CONC" -d "$DURATION" \
-    -w 0 --tls 1.3 --no-progress >"$tmp/cli.out" 2>&1
-  local loop=0 wrk=0 hs hps
-  for t in /proc/"$pid"/task/*; do
+  for t in /proc/"$TLS_PID"/task/*; do c0[$t]=$(awk '{print $14 + $15}' "$t/stat"); done
+  OPENSSL_CONF=/dev/null "$BUILD/ssl_demo/tls_client" -p "$TLS_PORT" -c "$CONC" \
+    -d "$DURATION" -w 0 --tls 1.3 --no-progress >"$log.out" 2>&1
+  for t in /proc/"$TLS_PID"/task/*; do
     v=$(awk '{print $14 + $15}' "$t/stat")
     case $(cat "$t/comm") in
       asyncpool-wrk*) wrk=$((wrk + v - ${c0[$t]:-0})) ;;
       *) loop=$((loop + v - ${c0[$t]:-0})) ;;
     esac
   done
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=''
-  hs=$(grep -o 'handshakes=[0-9]*' "$tmp/cli.out" | head -1 | cut -d= -f2)
-  hps=$(grep -o 'hs_per_s=[0-9.]*' "$tmp/cli.out" | cut -d= -f2)
-  [ "${hs:-0}" -gt 0 ] || { cat "$tmp/cli.out" >&2; echo "tls_split: no handshakes ($1)" >&2; exit 1; }
-  awk -v m="$1" -v l="$loop" -v w="$wrk" -v hz="$hz" -v hs="$hs" -v hps="$hps" \
-    'BEGIN {printf "%s %.3f %.3f %s\n", m, l / hz * 1000 / hs, w / hz * 1000 / hs, hps}'
+  stop_pid "$TLS_PID" 10 || true
+  hs=$(grep -o 'handshakes=[0-9]*' "$log.out" | head -1 | cut -d= -f2)
+  hps=$(grep -o 'hs_per_s=[0-9.]*' "$log.out" | cut -d= -f2)
+  [ "${hs:-0}" -gt 0 ] || { cat "$log.out" >&2; echo "tls_split: no handshakes ($1)" >&2; exit 1; }
+  # bench/run.sh's data format (group test metric contender round value), for
+  # summarize.awk's medians
+  awk -v m="$1" -v r="$2" -v c="$CERT" -v l="$loop" -v w="$wrk" -v hz="$hz" -v hs="$hs" \
+      -v hps="$hps" 'BEGIN {OFS = "\t"; l = l / hz * 1000 / hs; w = w / hz * 1000 / hs
+        print "split", c, "loop", m, r, l; print "split", c, "workers", m, r, w
+        print "split", c, "total", m, r, l + w; print "split", c, "hs", m, r, hps}'
 }
+
+# row MODE LOOP WORKERS TOTAL HS: one line of the table
+row() { printf '%-12s %8.3f %8.3f %8.3f %9.1f\n' "$@"; }
 
 echo "CPU per handshake (ms), $CERT certificate, -c $CONC, ${DURATION}s per run, $ROUNDS rounds"
 printf '%-12s %8s %8s %8s %9s\n' mode loop workers total 'hs/s'
 for ((r = 0; r < ROUNDS; r++)); do
-  for m in $MODES; do one "$m"; done
-done | tee "$tmp/all" | awk '{printf "%-12s %8.3f %8.3f %8.3f %9.1f\n", $1, $2, $3, $2 + $3, $4}'
+  for m in $MODES; do
+    one "$m" "$r" >"$work/run"
+    cat "$work/run" >>"$work/data"
+    row "$m" $(cut -f6 "$work/run")
+  done
+done
 echo "medians:"
+awk -f bench/lib/summarize.awk "$work/data" >"$work/summary"
 for m in $MODES; do
-  awk -v m="$m" '$1 == m {l[n] = $2; w[n] = $3; t[n] = $2 + $3; h[n++] = $4}
-    function med(a, n,   i, j, x) {
-      for (i = 1; i < n; i++) for (j = i; j > 0 && a[j - 1] > a[j]; j--) { x = a[j]; a[j] = a[j - 1]; a[j - 1] = x }
-      return n % 2 ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2
-    }
-    END {printf "%-12s %8.3f %8.3f %8.3f %9.1f\n", m, med(l, n), med(w, n), med(t, n), med(h, n)}' "$tmp/all"
+  row "$m" $(for k in loop workers total hs; do
+    awk -F'\t' -v m="$m" -v k="$k" '$3 == k && $4 == m {print $5}' "$work/summary"
+  done)
 done
