@@ -51,16 +51,6 @@ ci=$(field auto.cheap_inline "$SUMMARY"); cr=$(field auto.caller_runs "$SUMMARY"
 [ -n "$ci" ] && [ -n "$cr" ] || fail "no auto counters in: $SUMMARY"
 [ $((ci + cr)) -ge $n ] || fail "expected auto.cheap_inline + auto.caller_runs >= $n, got $ci + $cr"
 
-# conf_with KEY VALUE: a copy of the test's configuration with KEY set to VALUE in the
-# asyncpool section (a line already setting KEY is dropped: the later one would win).
-conf_with() {
-  local c=$WORK/auto-$1.cnf
-  awk -v k="$1" -v kv="$1 = $2" '$1 == k && $2 == "=" {next} {print}
-      /^\[asyncpool_sect\]/ {print kv}' "$ASYNCPOOL_CONF" >"$c"
-  [ "$(grep -c "^$1 *=" "$c")" = 1 ] && grep -q "^$1 = $2\$" "$c" || fail "could not write $c"
-  echo "$c"
-}
-
 # A P-256 signature takes 20-40 µs here, well under the default offload_min_us of
 # 100 µs; under a sanitizer it may take several times that and count as expensive,
 # so there the test raises the threshold to keep the premise "a cheap call".

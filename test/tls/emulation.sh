@@ -25,11 +25,11 @@ PLAIN=1
 [ -n "$SANITIZER" ] && PLAIN=0
 
 # A config with one worker (Little's law must hold with a single one).
-sed 's/^workers = 0$/workers = 1/' "$ASYNCPOOL_CONF" >"$WORK/one-worker.cnf"
+one_worker=$(conf_with workers 1)
 
 case $what in
 littles)
-  export ASYNCPOOL_CONF=$WORK/one-worker.cnf ASYNCPOOL_EMULATE=sign=100ms
+  export ASYNCPOOL_CONF=$one_worker ASYNCPOOL_EMULATE=sign=100ms
   # ECDSA P-256 and X25519, TLS 1.3, no request: the CPU per handshake stays far below
   # what 640/s needs on 2 cores, so the emulated device is the limit.
   start_server async --cert "$WORK/ecdsa.crt" --key "$WORK/ecdsa.key"
