@@ -166,7 +166,9 @@ START_TEST(test_ring_refuses_then_wakes)
     int i;
 
     e.ring = 4;
-    e.cls[1].lat.fixed_ns = 100 * MS;
+    /* Long enough that no request completes before the fifth is refused and the waiter
+     * added: at 100 ms, a TSan run in CI lost the core that long between the submits. */
+    e.cls[1].lat.fixed_ns = 1500 * MS;
     start_emu(2, &e);
     for (i = 0; i < 4; i++) {
         rreq_init(&q[i]);
@@ -176,14 +178,14 @@ START_TEST(test_ring_refuses_then_wakes)
     ck_assert_int_eq(offload_submit(&q[4].req), OFFLOAD_FULL);
     ck_assert_int_eq(offload_wait_space(&w), OFFLOAD_WAIT_ADDED);
     ck_assert_int_eq(atomic_load(&wakes), 0);
-    ck_assert_msg(wait_total(4, 5000), "ring requests not done");
+    ck_assert_msg(wait_total(4, 10000), "ring requests not done");
     for (i = 0; i < 200 && atomic_load(&wakes) == 0; i++)
         sleep_us(1000);
     sleep_us(20000); /* a second wake-up would come now */
     ck_assert_int_eq(atomic_load(&wakes), 1);
     ck_assert_int_eq(offload_cancel_wait(&w), 0);
     ck_assert_int_eq(offload_submit(&q[4].req), OFFLOAD_OK);
-    ck_assert(wait_total(5, 5000));
+    ck_assert(wait_total(5, 10000));
     offload_emu_get_stats(&st);
     ck_assert_uint_eq(st.ring_refused, 1);
     offload_stop();
