@@ -104,6 +104,11 @@ typedef struct offload_stats {
     unsigned workers;       /* worker threads configured */
     unsigned capacity;      /* queue capacity configured */
     unsigned running;       /* worker threads alive now */
+    unsigned parked;        /* workers parked now (asleep, or about to be) with nothing
+                             * claimed for them */
+    uint64_t parks;         /* times a worker announced that it parks */
+    uint64_t unparks;       /* times a waker claimed a parked worker and woke it: never
+                             * more than parks, one wake-up per park */
 } offload_stats;
 
 #define OFFLOAD_MAX_WORKERS 256
