@@ -594,21 +594,28 @@ static int t4_job_fn(void *p)
 }
 
 /* Resume in a tight loop without looking at the fd, as s_server does. *longest_ns gets
- * the longest single ASYNC_start_job call. */
-static int run_tight(struct t4_job *j, long *pauses, uint64_t *longest_ns)
+ * the longest single ASYNC_start_job call, *longest_slept_ns the longest one in which the
+ * thread blocked (its voluntary context switch count moved: thread_nvcsw()). */
+static int run_tight(struct t4_job *j, long *pauses, uint64_t *longest_ns,
+                     uint64_t *longest_slept_ns)
 {
     ASYNC_WAIT_CTX *w = ASYNC_WAIT_CTX_new();
     ASYNC_JOB *job = NULL;
     int r, ret = 0;
+    long v0 = thread_nvcsw();
     uint64_t t0 = now_ns(), d;
 
     *pauses = 0;
     *longest_ns = 0;
+    *longest_slept_ns = 0;
     while ((r = ASYNC_start_job(&job, w, &ret, t4_job_fn, &j, sizeof(j))) == ASYNC_PAUSE) {
         d = now_ns() - t0;
         if (d > *longest_ns)
             *longest_ns = d;
+        if (thread_nvcsw() != v0 && d > *longest_slept_ns)
+            *longest_slept_ns = d;
         (*pauses)++;
+        v0 = thread_nvcsw();
         t0 = now_ns();
     }
     ASYNC_WAIT_CTX_free(w);
@@ -621,12 +628,12 @@ START_TEST(test_early_resume)
     struct t4_job j = {.us = 2000, .ops = 5};
     struct t4_job slow = {.us = 200000, .ops = 2};
     long pauses;
-    uint64_t longest;
+    uint64_t longest, longest_slept;
     int k;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
 
-    ck_assert(run_tight(&j, &pauses, &longest));
+    ck_assert(run_tight(&j, &pauses, &longest, &longest_slept));
     for (k = 0; k < j.ops; k++)
         ck_assert_int_eq(j.got[k], mix((uint32_t)(k + 5)));
     /* More pauses than calls: the job really was resumed before its calls finished. */
@@ -636,17 +643,22 @@ START_TEST(test_early_resume)
      * sleeps in the application's thread (which may have other connections to serve):
      * no single ASYNC_start_job call comes near the call's 200 ms. The loop spins,
      * because it asked to. */
-    ck_assert(run_tight(&slow, &pauses, &longest));
+    ck_assert(run_tight(&slow, &pauses, &longest, &longest_slept));
     for (k = 0; k < slow.ops; k++)
         ck_assert_int_eq(slow.got[k], mix((uint32_t)(k + 5)));
     ck_assert_int_gt(pauses, slow.ops * 200);
-    /* Half the call's time: a job that slept in this thread for its call would take
-     * 200 ms; one preemption of the loop on a busy 2-core VM took 32 ms (a 20 ms bound
-     * failed beside another test). Under a sanitizer or valgrind the loop's own steps
-     * take milliseconds at times; the plain build, which CI runs too, checks the bound. */
+    fprintf(stderr, "early resume: %ld pauses, longest ASYNC_start_job call %.2f ms, longest "
+            "in which the thread blocked %.2f ms\n", pauses, longest / 1e6,
+            longest_slept / 1e6);
+    /* Half the call's time, counting only calls in which the thread blocked: a job that
+     * slept in this thread for its call blocks for 200 ms. A call that lost the core
+     * (another thread, or hypervisor steal of 100 ms and more on a busy 2-core VM) took
+     * long without blocking, and is not the defect. Under a sanitizer or valgrind the
+     * loop's own steps take milliseconds at times, and their runtimes take locks of
+     * their own; the plain build, which CI runs too, checks the bound. */
     if (!under_valgrind() && getenv("AP_UNDER_TSAN") == NULL && getenv("AP_UNDER_ASAN") == NULL)
-        ck_assert_msg(longest < 100000000u, "an ASYNC_start_job call took %.1f ms",
-                      longest / 1e6);
+        ck_assert_msg(longest_slept < 100000000u, "an ASYNC_start_job call blocked the "
+                      "thread and took %.1f ms", longest_slept / 1e6);
 
     offload_stop();
     ASYNC_cleanup_thread();

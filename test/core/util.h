@@ -21,6 +21,13 @@ int scaled(int n, int div);
 uint64_t now_ns(void);
 void sleep_us(unsigned us);
 
+/* The calling thread's voluntary context switches so far (getrusage RUSAGE_THREAD
+ * ru_nvcsw): the times it blocked (a sleep, a futex, a poll). Losing the core to another
+ * thread, or to the hypervisor (steal), does not count: a preemption is involuntary
+ * (ru_nivcsw) or, for steal, not seen by the guest at all. A timed call that took long
+ * but did not change this count was held up, not asleep. */
+long thread_nvcsw(void);
+
 /* The single fd of w; *count gets how many fds w has. -1 if none. */
 int wctx_fd(ASYNC_WAIT_CTX *w, size_t *count);
 
