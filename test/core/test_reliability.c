@@ -6,8 +6,8 @@
  *  full_queue_callback / full_queue_fd: a tiny queue and many jobs; the application
  *      follows the contract (callback: resume EAGAIN jobs itself ~1 ms later, wait for
  *      the callback on OK; fd: resume every paused job every ms without looking at the
- *      fd, as s_server does). Every job finishes, no ASYNC_start_job call takes 20 ms,
- *      and under 20% of the run is spent inside ASYNC_start_job.
+ *      fd, as s_server does). Every job finishes, no ASYNC_start_job call in which the
+ *      thread blocks takes 20 ms, and under 20% of the run is spent inside such calls.
  *  blocked_pause: under ASYNC_block_pause() the call completes without spinning.
  *  marks_kept: an error and a mark queued before a call survive it.
  *  callbacks_on_workers: a WAIT_CTX callback never runs on the application's thread.
@@ -111,22 +111,33 @@ static int fq_job_fn(void *p)
     return 1;
 }
 
+/* inside_ns and max_call_ns count only the ASYNC_start_job calls in which the thread
+ * blocked (its voluntary context switch count moved, thread_nvcsw()): the defect is a
+ * job that sleeps in the application's thread. A call that lost the core to another
+ * thread or to hypervisor steal (100+ ms on the CI VM) takes as long without blocking.
+ * all_inside_ns and all_max_ns count every call, for the log. */
 struct fq_result {
-    uint64_t run_ns, inside_ns, max_call_ns;
+    uint64_t run_ns, inside_ns, max_call_ns, all_inside_ns, all_max_ns;
     int finished;
 };
 
 /* One ASYNC_start_job call, timed. */
 static int fq_step(struct fq_job *j, struct fq_result *res)
 {
+    long v0 = thread_nvcsw();
     uint64_t t0 = now_ns(), d;
     int ret = 0, r;
 
     r = ASYNC_start_job(&j->job, j->w, &ret, fq_job_fn, &j->self, sizeof(j->self));
     d = now_ns() - t0;
-    res->inside_ns += d;
-    if (d > res->max_call_ns)
-        res->max_call_ns = d;
+    res->all_inside_ns += d;
+    if (d > res->all_max_ns)
+        res->all_max_ns = d;
+    if (thread_nvcsw() != v0) {
+        res->inside_ns += d;
+        if (d > res->max_call_ns)
+            res->max_call_ns = d;
+    }
     if (r == ASYNC_PAUSE) {
         j->paused_at = now_ns();
         return 0;
@@ -204,10 +215,10 @@ static void full_queue_run(int callback_mode, struct fq_result *res)
     ASYNC_cleanup_thread();
 }
 
-/* Three rounds; every job must finish in every round. The time bounds must hold in at
- * least two of the three: a sleeping job fails them in every round (the old code spent
- * 20-75% of the run asleep inside ASYNC_start_job), while one preemption of the test's
- * thread on a busy machine should not fail the test. */
+/* Three rounds; every job must finish in every round. The time bounds, over the calls
+ * in which the thread blocked (fq_result), must hold in at least two of the three: a
+ * sleeping job fails them in every round (the old code spent 20-75% of the run asleep
+ * inside ASYNC_start_job), while a preemption of the test's thread does not count. */
 static void full_queue_check(int callback_mode)
 {
     struct fq_result res;
@@ -220,9 +231,11 @@ static void full_queue_check(int callback_mode)
 
         full_queue_run(callback_mode, &res);
         share = (double)res.inside_ns / (double)res.run_ns;
-        fprintf(stderr, "full_queue_%s round %d: run %.1f ms, inside ASYNC_start_job "
-                "%.1f%%, longest call %.2f ms\n", callback_mode ? "callback" : "fd", round,
-                res.run_ns / 1e6, 100.0 * share, res.max_call_ns / 1e6);
+        fprintf(stderr, "full_queue_%s round %d: run %.1f ms; inside ASYNC_start_job "
+                "calls that blocked %.1f%%, longest %.2f ms; inside any call %.1f%%, "
+                "longest %.2f ms\n", callback_mode ? "callback" : "fd", round,
+                res.run_ns / 1e6, 100.0 * share, res.max_call_ns / 1e6,
+                100.0 * (double)res.all_inside_ns / (double)res.run_ns, res.all_max_ns / 1e6);
         ck_assert_int_eq(res.finished, FQ_JOBS);
         if (res.max_call_ns >= 20000000u)
             long_calls++;
@@ -237,9 +250,11 @@ static void full_queue_check(int callback_mode)
     if (!time_bounds_hold())
         return;
     ck_assert_msg(long_calls < 2, "%d of %d rounds had an ASYNC_start_job call of 20 ms "
-                  "or more (longest %.1f ms)", long_calls, rounds, longest / 1e6);
+                  "or more that blocked the thread (longest %.1f ms)", long_calls, rounds,
+                  longest / 1e6);
     ck_assert_msg(heavy_rounds < 2, "%d of %d rounds spent 20%% or more inside "
-                  "ASYNC_start_job (worst %.1f%%)", heavy_rounds, rounds, 100 * worst_share);
+                  "ASYNC_start_job calls that blocked the thread (worst %.1f%%)",
+                  heavy_rounds, rounds, 100 * worst_share);
 }
 
 START_TEST(test_full_queue_callback)
