@@ -18,7 +18,7 @@
  *  fork_child_leaves_parent_fd: a fork child that resumes an inherited job does not
  *      drain the parent's completion signal.
  *  fork_vs_teardown: fork() in a loop while another thread starts, broadcasts to and
- *      stops the pool in a loop: both make progress (lock order).
+ *      stops the pool in a loop for 3 s: neither is stuck for 10 s (lock order).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -830,27 +830,73 @@ static void *ft_forker(void *arg)
     return NULL;
 }
 
+/* Joins t within ms milliseconds; 1 if it ended, with its return value in *ret. */
+static int ft_join_within(pthread_t t, int ms, void **ret)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return pthread_timedjoin_np(t, ret, &ts) == 0;
+}
+
+/* Runs about 3 s. A deadlock is forever: the test fails when either thread makes no
+ * progress for FT_STALL_MS, or does not end within FT_STALL_MS once told to stop. It
+ * used to require progress in each of three 1-second windows, which a thread that
+ * loses its core (hypervisor steal, a sanitizer's pauses, a fork of a big process on a
+ * busy machine) can miss without any defect. */
+#define FT_RUN_MS 3000
+#define FT_STALL_MS 10000
+
 START_TEST(test_fork_vs_teardown)
 {
     pthread_t a, b;
-    long c0, f0;
-    int sec;
+    void *ra = NULL, *rb = NULL;
+    uint64_t t0, now, last_c, last_f;
+    long c = 0, f = 0;
 
     ck_assert_int_eq(pthread_create(&a, NULL, ft_cycler, NULL), 0);
     ck_assert_int_eq(pthread_create(&b, NULL, ft_forker, NULL), 0);
-    for (sec = 0; sec < 3; sec++) {
-        c0 = atomic_load(&ft_cycles);
-        f0 = atomic_load(&ft_forks);
-        sleep_us(1000000);
-        /* A deadlock leaves both threads stuck for good: the test process is then
-         * killed by Check's timeout or ends here with the failure. */
-        ck_assert_msg(atomic_load(&ft_cycles) > c0 && atomic_load(&ft_forks) > f0,
-                      "no progress in second %d: %ld pool cycles, %ld forks", sec,
-                      atomic_load(&ft_cycles), atomic_load(&ft_forks));
+    t0 = last_c = last_f = now_ns();
+    for (;;) {
+        long c1, f1;
+
+        sleep_us(10000);
+        now = now_ns();
+        c1 = atomic_load(&ft_cycles);
+        f1 = atomic_load(&ft_forks);
+        if (c1 != c) {
+            c = c1;
+            last_c = now;
+        }
+        if (f1 != f) {
+            f = f1;
+            last_f = now;
+        }
+        /* The test process ends here with the failure (or, if the deadlock also holds
+         * what exit needs, is killed by Check's timeout). */
+        ck_assert_msg(now - last_c < FT_STALL_MS * 1000000ull,
+                      "no pool cycle for %d s (%ld cycles, %ld forks)", FT_STALL_MS / 1000, c, f);
+        ck_assert_msg(now - last_f < FT_STALL_MS * 1000000ull,
+                      "no fork for %d s (%ld cycles, %ld forks)", FT_STALL_MS / 1000, c, f);
+        /* Both must have made progress at all: one stuck from the start is waited for. */
+        if (now - t0 >= FT_RUN_MS * 1000000ull && c > 0 && f > 0)
+            break;
     }
+    fprintf(stderr, "fork vs teardown: %ld pool cycles, %ld forks in %.1f s\n", c, f,
+            (now - t0) / 1e9);
     atomic_store(&ft_stop, 1);
-    pthread_join(a, NULL);
-    pthread_join(b, NULL);
+    ck_assert_msg(ft_join_within(a, FT_STALL_MS, &ra),
+                  "the pool cycler did not end within %d s of the stop", FT_STALL_MS / 1000);
+    ck_assert_msg(ft_join_within(b, FT_STALL_MS, &rb),
+                  "the forker did not end within %d s of the stop", FT_STALL_MS / 1000);
+    ck_assert_msg(ra == NULL, "the pool cycler failed (%ld)", (long)(intptr_t)ra);
+    ck_assert_msg(rb == NULL, "the forker failed (%ld)", (long)(intptr_t)rb);
 }
 END_TEST
 
