@@ -5,11 +5,13 @@
  * The pool is process-wide, so each unload happens with the other context's requests
  * in flight on the same workers.
  */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -109,8 +111,10 @@ static int batch_run(batch *b)
 static atomic_int stop;
 static ap_env L;
 
+/* rounds and exited are read by main while the thread runs; failures after the join. */
 struct bg {
-    long rounds;
+    atomic_long rounds;
+    atomic_int exited;
     int failures;
 };
 
@@ -121,22 +125,42 @@ static void *background(void *p)
 
     if (!ASYNC_init_thread(NOPS, NOPS) || !batch_init(&b, &L)) {
         r->failures++;
+        atomic_store(&r->exited, 1);
         return NULL;
     }
     while (!atomic_load(&stop)) {
         r->failures += batch_run(&b);
-        r->rounds++;
+        atomic_fetch_add(&r->rounds, 1);
     }
     batch_free(&b);
     ASYNC_cleanup_thread();
     OPENSSL_thread_stop();
+    atomic_store(&r->exited, 1);
     return NULL;
+}
+
+/* Waits (at most timeout_s) for the background thread's first round: the unloads must
+ * happen with its requests in flight. Its first round (key generation, the first jobs,
+ * the workers' start) can take longer than all the iterations on a loaded machine or
+ * under a sanitizer, so it is not left to the scheduler. 1 once it has done a round. */
+static int await_first_round(struct bg *r, int timeout_s)
+{
+    struct timespec ms = {0, 1000000}, t0, t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (atomic_load(&r->rounds) == 0 && !atomic_load(&r->exited)) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec >= timeout_s)
+            break;
+        nanosleep(&ms, NULL);
+    }
+    return atomic_load(&r->rounds) > 0;
 }
 
 int main(void)
 {
     int iters = ap_valgrind() ? 10 : 100, i, failures = 0;
-    struct bg r = {0, 0};
+    struct bg r = {0, 0, 0};
     pthread_t t;
 
     if (getenv("AP_LOADUNLOAD_ITERS"))
@@ -147,6 +171,12 @@ int main(void)
     }
     if (pthread_create(&t, NULL, background, &r) != 0)
         return 1;
+    if (!await_first_round(&r, 60)) {
+        fprintf(stderr, "FAIL: the background thread did no round in 60 s (it %s)\n",
+                atomic_load(&r.exited) ? "ended" : "is still running");
+        iters = 0;
+        failures++;
+    }
     for (i = 0; i < iters; i++) {
         ap_env e;
         batch b;
@@ -172,9 +202,7 @@ int main(void)
     atomic_store(&stop, 1);
     pthread_join(t, NULL);
     printf("load/unload: %d iterations, %d failed; background thread: %ld rounds, %d failed ops\n",
-           iters, failures, r.rounds, r.failures);
-    if (r.rounds == 0)
-        failures++;
+           iters, failures, atomic_load(&r.rounds), r.failures);
     failures += r.failures;
     ASYNC_cleanup_thread();
     ap_env_free(&L);
