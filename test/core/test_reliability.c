@@ -833,15 +833,8 @@ static void *ft_forker(void *arg)
 /* Joins t within ms milliseconds; 1 if it ended, with its return value in *ret. */
 static int ft_join_within(pthread_t t, int ms, void **ret)
 {
-    struct timespec ts;
+    struct timespec ts = realtime_in_ms(ms);
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
     return pthread_timedjoin_np(t, ret, &ts) == 0;
 }
 

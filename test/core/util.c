@@ -123,10 +123,9 @@ int gate_waiters(struct gate *g)
     return n;
 }
 
-int gate_await_waiters(struct gate *g, int n, int timeout_ms)
+struct timespec realtime_in_ms(int timeout_ms)
 {
     struct timespec ts;
-    int ok;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += timeout_ms / 1000;
@@ -135,6 +134,14 @@ int gate_await_waiters(struct gate *g, int n, int timeout_ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000;
     }
+    return ts;
+}
+
+int gate_await_waiters(struct gate *g, int n, int timeout_ms)
+{
+    struct timespec ts = realtime_in_ms(timeout_ms);
+    int ok;
+
     pthread_mutex_lock(&g->mu);
     while (g->waiters < n && pthread_cond_timedwait(&g->cv, &g->mu, &ts) == 0)
         ;

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <check.h>
 #include <openssl/async.h>
@@ -20,6 +21,9 @@ int scaled(int n, int div);
 
 uint64_t now_ns(void);
 void sleep_us(unsigned us);
+/* CLOCK_REALTIME timeout_ms milliseconds from now: an absolute deadline for the
+ * pthread timed waits (pthread_cond_timedwait, pthread_timedjoin_np). */
+struct timespec realtime_in_ms(int timeout_ms);
 
 /* The calling thread's voluntary context switches so far (getrusage RUSAGE_THREAD
  * ru_nvcsw): the times it blocked (a sleep, a futex, a poll). Losing the core to another
