@@ -211,11 +211,12 @@ static void wake_one_worker(unsigned nw)
         uint_fast64_t m = atomic_load(&pool.idle[i]);
 
         while (m != 0) {
-            uint_fast64_t bit = (uint_fast64_t)1 << __builtin_ctzll((unsigned long long)m);
+            unsigned b = (unsigned)__builtin_ctzll((unsigned long long)m);
+            uint_fast64_t bit = (uint_fast64_t)1 << b;
             uint_fast64_t old = atomic_fetch_and(&pool.idle[i], ~bit);
 
             if (old & bit) {
-                unpark(i * 64 + (unsigned)__builtin_ctzll((unsigned long long)bit));
+                unpark(i * 64 + b);
                 return;
             }
             m = old & ~bit; /* another waker took that one: try the rest */
