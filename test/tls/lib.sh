@@ -29,7 +29,7 @@ note() { echo "--- $*"; }
 # conf_with KEY VALUE: prints the name of a copy of $ASYNCPOOL_CONF with KEY set to VALUE
 # in the asyncpool section (a line already setting KEY is dropped: the later one wins).
 conf_with() {
-  local c=$WORK/conf-$1.cnf
+  local c=$WORK/conf-$1-$2.cnf # one file per setting: an earlier one may still be in use
   awk -v k="$1" -v kv="$1 = $2" '$1 == k && $2 == "=" {next} {print}
       /^\[asyncpool_sect\]/ {print kv}' "$ASYNCPOOL_CONF" >"$c"
   [ "$(grep -c "^$1 *=" "$c")" = 1 ] && grep -q "^$1 = $2\$" "$c" || fail "could not write $c"
