@@ -534,6 +534,7 @@ struct call {
     struct notifier *n;   /* the call's reference */
     ASYNC_callback_fn cb; /* WAIT_CTX callback, or NULL for fd / blocking mode */
     void *cbarg;
+    unsigned submit_flags; /* for offload_submit_ex */
     /* 0 until the worker has written ret/errs. seq_cst store after them; a reader
      * that sees 1 sees them too. */
     atomic_int done;
@@ -643,7 +644,7 @@ static int try_submit(struct call *c, acore_trace *t)
     int r;
 
     notifier_ref(c->n); /* the call's reference, dropped by call_done() */
-    r = offload_submit(&c->req);
+    r = offload_submit_ex(&c->req, c->submit_flags);
     if (r != OFFLOAD_OK) {
         notifier_put(c->n);
         if (r == OFFLOAD_FULL && t != NULL)
@@ -908,7 +909,8 @@ int acore_call(int (*fn)(void *arg), void *arg, unsigned flags, acore_trace *t)
     struct pauser p = {0, 0, 0};
     unsigned cls = ACORE_CLASS_OF(flags);
     struct call c = {.req = {.run = call_run, .done = call_done, .emu_class = cls},
-                     .fn = fn, .arg = arg};
+                     .fn = fn, .arg = arg,
+                     .submit_flags = (flags & ACORE_SPARE_CORE) ? OFFLOAD_SPARE_CORE : 0};
 
     if (t != NULL) {
         t->offloaded = 0;

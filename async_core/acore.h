@@ -23,6 +23,10 @@
  * (>= FD_SETSIZE): a job that would get one runs its calls inline instead. For
  * applications that wait with select(), such as openssl speed. */
 #define ACORE_SELECT_FDS 0x2u
+/* Inside a job: the calling thread keeps a core busy with calls it runs itself: wake a
+ * worker for this call only while fewer than the pool's spare_cap are awake
+ * (OFFLOAD_SPARE_CORE in offload/offload.h). */
+#define ACORE_SPARE_CORE 0x4u
 /* The call's emulation class (offload/emu.h), 1..15, in bits 8-11; 0 (the default):
  * never emulated. With device emulation on, an emulated call sees the device's latency
  * and faults wherever it runs: on the pool, and inline (outside a job, or when it

@@ -88,6 +88,11 @@ static struct pool {
     atomic_int submitting;
     /* cfg.workers for lock-free readers (offload_nworkers): a hint, ordered by nothing. */
     atomic_uint workers_hint;
+    /* Threads created, and the most workers an OFFLOAD_SPARE_CORE submit keeps awake
+     * (min(threads, cores - 1), at least 1). Written before running's release store;
+     * a submitter reads them after its acquire load of running (ensure_running). */
+    atomic_uint live;
+    atomic_uint spare_cap;
 
     /* Queue: enqueue is wait-free; dequeue under deq_lock. */
     _Alignas(CACHELINE) struct __cds_wfcq_head head;
@@ -131,6 +136,7 @@ static struct pool {
     /* Counters: relaxed, they order nothing; each on its own line so that the
      * submitting thread and the workers do not share a cache line. */
     _Alignas(CACHELINE) atomic_uint_fast64_t submitted;
+    atomic_uint_fast64_t spared; /* written by submitters, as submitted is */
     _Alignas(CACHELINE) atomic_uint_fast64_t completed;
     _Alignas(CACHELINE) atomic_uint_fast64_t rejected_full;
     atomic_uint_fast64_t high_water;
@@ -222,6 +228,38 @@ static void wake_one_worker(unsigned nw)
             m = old & ~bit; /* another waker took that one: try the rest */
         }
     }
+}
+
+/*
+ * For an OFFLOAD_SPARE_CORE submit: wake a worker only while fewer than spare_cap are
+ * awake. Same pairing as wake_one_worker: these are seq_cst loads after the enqueue, so
+ * a worker whose bit we see clear had not announced yet, and its re-check before it
+ * sleeps (after its seq_cst announcement) sees our request. A clear bit means the
+ * worker runs a request, is between requests, has been claimed and not yet run, or has
+ * not started: each dequeues until the queue is empty before it parks, so the request
+ * is taken without a wake-up of its own.
+ *
+ * Why: when the submitting thread runs cheap calls inline once the queue is long
+ * (provider/policy.c, caller runs), it is a worker too. Waking every worker then puts
+ * one thread more than there are cores on the run queue: on a 2-core VM the loop was
+ * preempted 6,400 times a second and each worker slept and woke thousands of times a
+ * second (openssl speed -async_jobs 32 ecdsap256 under offload = auto).
+ */
+static void wake_spare(unsigned nw)
+{
+    unsigned i, parked = 0;
+    unsigned live = atomic_load_explicit(&pool.live, memory_order_relaxed);
+    unsigned cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
+
+    for (i = 0; i < nw; i++)
+        parked += (unsigned)__builtin_popcountll((unsigned long long)atomic_load(&pool.idle[i]));
+    /* parked <= live: only this pool's workers have bits (stop joined the last pool's,
+     * each with its bit withdrawn). cap >= 1, so with every worker parked one wakes. */
+    if (live > parked && live - parked >= cap) {
+        atomic_fetch_add_explicit(&pool.spared, 1, memory_order_relaxed);
+        return;
+    }
+    wake_one_worker(nw);
 }
 
 /* Wake every parked worker (stop, broadcast). */
@@ -435,7 +473,15 @@ static int start_threads_locked(void)
         pool.workers = NULL;
         return 0;
     }
-    /* Release: a submitter that reads running == 1 (acquire) sees the threads. */
+    {
+        unsigned cores = pool.cfg.cores, cap = cores > 1 ? cores - 1 : 1;
+
+        atomic_store_explicit(&pool.live, pool.nthreads, memory_order_relaxed);
+        atomic_store_explicit(&pool.spare_cap, cap < pool.nthreads ? cap : pool.nthreads,
+                              memory_order_relaxed);
+    }
+    /* Release: a submitter that reads running == 1 (acquire) sees the threads, live and
+     * spare_cap. */
     atomic_store_explicit(&pool.running, 1, memory_order_release);
     return 1;
 }
@@ -537,6 +583,8 @@ static void fork_child(void)
     pool.workers = NULL;
     pool.nthreads = 0;
     atomic_store(&pool.running, 0); /* threads start again on the child's first submit */
+    atomic_store(&pool.live, 0);
+    atomic_store(&pool.spare_cap, 0);
     atomic_store(&pool.depth, 0);
     for (unsigned i = 0; i < IDLE_WORDS; i++)
         atomic_store(&pool.idle[i], 0);
@@ -559,6 +607,19 @@ static void register_atfork(void)
 
 /* ---- public API ---------------------------------------------------------------- */
 
+/* CPUs this process may run on (its affinity mask: taskset, cgroup cpusets), else the
+ * online ones. */
+static unsigned usable_cpus(void)
+{
+    cpu_set_t set;
+    long n;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
 int offload_start(const offload_config *cfg)
 {
     offload_config c = {0};
@@ -570,6 +631,8 @@ int offload_start(const offload_config *cfg)
 
         c.workers = n > 0 ? (unsigned)n : 1;
     }
+    if (c.cores == 0)
+        c.cores = usable_cpus();
     if (c.capacity == 0)
         c.capacity = 1024;
     if (c.workers > OFFLOAD_MAX_WORKERS || c.capacity > OFFLOAD_MAX_CAPACITY) {
@@ -627,6 +690,8 @@ void offload_stop(void)
         pool.workers = NULL;
         pool.nthreads = 0;
         atomic_store(&pool.running, 0);
+        atomic_store(&pool.live, 0);
+        atomic_store(&pool.spare_cap, 0);
         atomic_store(&pool.stopping, 0);
     }
     /* The queue is drained; what waits on the timer completes now (a no-op when the
@@ -641,6 +706,11 @@ void offload_stop(void)
 }
 
 int offload_submit(offload_req *req)
+{
+    return offload_submit_ex(req, 0);
+}
+
+int offload_submit_ex(offload_req *req, unsigned flags)
 {
     unsigned d, cap;
     uint_fast64_t hw;
@@ -679,7 +749,10 @@ int offload_submit(offload_req *req)
     /* The enqueue's xchg is a full barrier: the request's fields are published before
      * the node is reachable, and before the read of the idle bits below. */
     cds_wfcq_enqueue(&pool.head, &pool.tail, node_of(&req->link));
-    wake_one_worker(idle_words());
+    if (flags & OFFLOAD_SPARE_CORE)
+        wake_spare(idle_words());
+    else
+        wake_one_worker(idle_words());
     ret = OFFLOAD_OK;
 out:
     atomic_fetch_sub(&pool.submitting, 1);
@@ -833,6 +906,13 @@ unsigned offload_nworkers(void)
     return atomic_load_explicit(&pool.workers_hint, memory_order_relaxed);
 }
 
+unsigned offload_spare_cap(void)
+{
+    if (!atomic_load_explicit(&pool.running, memory_order_relaxed))
+        return 0;
+    return atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
+}
+
 void offload_get_stats(offload_stats *st)
 {
     st->submitted = atomic_load_explicit(&pool.submitted, memory_order_relaxed);
@@ -842,6 +922,8 @@ void offload_get_stats(offload_stats *st)
     st->depth = atomic_load_explicit(&pool.depth, memory_order_relaxed);
     st->parks = atomic_load_explicit(&pool.parks, memory_order_relaxed);
     st->unparks = atomic_load_explicit(&pool.unparks, memory_order_relaxed);
+    st->spared = atomic_load_explicit(&pool.spared, memory_order_relaxed);
+    st->spare_cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
     st->parked = 0;
     for (unsigned i = 0; i < IDLE_WORDS; i++)
         st->parked += (unsigned)__builtin_popcountll(

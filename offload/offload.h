@@ -92,6 +92,9 @@ typedef struct offload_config {
     void (*thread_exit)(void);
     /* Optional: device emulation (emu.h); NULL or inactive: none. Copied. */
     const offload_emu_config *emu;
+    /* CPUs to plan OFFLOAD_SPARE_CORE submits for; 0: those this process may run on
+     * (sched_getaffinity). */
+    unsigned cores;
 } offload_config;
 
 typedef struct offload_stats {
@@ -109,6 +112,9 @@ typedef struct offload_stats {
     uint64_t parks;         /* times a worker announced that it parks */
     uint64_t unparks;       /* times a waker claimed a parked worker and woke it: never
                              * more than parks, one wake-up per park */
+    uint64_t spared;        /* OFFLOAD_SPARE_CORE submits that woke no worker because
+                             * spare_cap workers were awake */
+    unsigned spare_cap;     /* most workers awake for OFFLOAD_SPARE_CORE submits */
 } offload_stats;
 
 #define OFFLOAD_MAX_WORKERS 256
@@ -134,6 +140,18 @@ void offload_stop(void);
  * queue (for an injected refusal it never answers OFFLOAD_WAIT_RETRY: the timer thread
  * wakes a waiter for it, so the caller's retry path runs). */
 int offload_submit(offload_req *req);
+
+/*
+ * offload_submit() with flags. OFFLOAD_SPARE_CORE: the submitting thread keeps a core
+ * busy with work of its own (an event loop that runs cheap calls inline when the queue
+ * is long): wake a parked worker for this request only while fewer than spare_cap
+ * workers are awake (one per core but the submitter's, at least one, at most the
+ * workers; see offload_stats). An awake worker takes the request before it parks. A
+ * request that finds spare_cap workers busy may wait behind them while another
+ * worker sleeps: use it for requests whose wait costs less than the wake-up it saves.
+ */
+#define OFFLOAD_SPARE_CORE 0x1u
+int offload_submit_ex(offload_req *req, unsigned flags);
 
 /* Register w for a wake-up when a queue slot frees (see offload_waiter). Never calls
  * wake() itself: a slot that is already free is reported as OFFLOAD_WAIT_RETRY, so no
@@ -163,5 +181,7 @@ void offload_get_stats(offload_stats *st);
  * pool). Relaxed reads for a policy's hint: cheap enough for every call, exact never. */
 unsigned offload_backlog(void);
 unsigned offload_nworkers(void);
+/* The spare_cap of the running pool (0: no pool); a relaxed read, like the two above. */
+unsigned offload_spare_cap(void);
 
 #endif

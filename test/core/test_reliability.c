@@ -19,6 +19,11 @@
  *      drain the parent's completion signal.
  *  fork_vs_teardown: fork() in a loop while another thread starts, broadcasts to and
  *      stops the pool in a loop for 3 s: neither is stuck for 10 s (lock order).
+ *  one_wake_per_park: bursts against parked workers wake each once, lose no request.
+ *  spare_core_bursts: the same with OFFLOAD_SPARE_CORE (one worker of three may be
+ *      awake): a burst that finds them all parked still wakes one.
+ *  spare_core_waits_for_awake: with spare_cap workers awake, OFFLOAD_SPARE_CORE
+ *      submits wake nobody and wait for an awake worker; a plain submit still wakes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -929,39 +934,126 @@ static int wait_parked(unsigned n, int timeout_ms)
     }
 }
 
-START_TEST(test_one_wake_per_park)
+/* Bursts of submits (with flags) against parked workers; returns nothing, fails the
+ * test if a request is left behind or the wake-up counts are off. */
+static void park_bursts(const char *name, unsigned workers, unsigned cores, unsigned flags)
 {
     enum { ROUNDS = 50, BURST = 64 };
-    offload_config cfg = {.workers = 2, .capacity = 4096};
+    offload_config cfg = {.workers = workers, .capacity = 4096, .cores = cores};
     static offload_req q[ROUNDS][BURST];
+    static offload_req first;
     offload_stats s0, st;
     int r, i;
 
-    static offload_req first = {.run = pw_run, .done = pw_done};
-
+    first = (offload_req){.run = pw_run, .done = pw_done};
     ck_assert_int_eq(offload_start(&cfg), 1);
     /* The workers start on the first submit. */
     ck_assert_int_eq(offload_submit(&first), OFFLOAD_OK);
-    ck_assert_msg(wait_parked(2, 10000), "the workers did not park");
+    ck_assert_msg(wait_parked(workers, 10000), "the workers did not park");
     atomic_store(&pw_ran, 0);
     offload_get_stats(&s0);
     for (r = 0; r < ROUNDS; r++) {
-        ck_assert_msg(wait_parked(2, 10000), "round %d: the workers did not park", r);
+        ck_assert_msg(wait_parked(workers, 10000), "round %d: the workers did not park", r);
         for (i = 0; i < BURST; i++) {
-            q[r][i].run = pw_run;
-            q[r][i].done = pw_done;
-            ck_assert_int_eq(offload_submit(&q[r][i]), OFFLOAD_OK);
+            q[r][i] = (offload_req){.run = pw_run, .done = pw_done};
+            ck_assert_int_eq(offload_submit_ex(&q[r][i], flags), OFFLOAD_OK);
         }
     }
-    ck_assert_msg(wait_parked(2, 10000), "the last burst was not served");
+    ck_assert_msg(wait_parked(workers, 10000), "the last burst was not served");
     ck_assert_int_eq(atomic_load(&pw_ran), ROUNDS * BURST);
     offload_get_stats(&st);
-    printf("one_wake_per_park: %llu parks, %llu wake-ups for %d bursts of %d\n",
+    printf("%s: %llu parks, %llu wake-ups, %llu spared for %d bursts of %d\n", name,
            (unsigned long long)(st.parks - s0.parks),
-           (unsigned long long)(st.unparks - s0.unparks), ROUNDS, BURST);
-    /* Every burst found both workers parked: it woke at least one. */
+           (unsigned long long)(st.unparks - s0.unparks),
+           (unsigned long long)(st.spared - s0.spared), ROUNDS, BURST);
+    /* Every burst found all workers parked: it woke at least one. */
     ck_assert_uint_ge(st.unparks - s0.unparks, ROUNDS);
     ck_assert_uint_le(st.unparks - s0.unparks, st.parks - s0.parks);
+    if (!(flags & OFFLOAD_SPARE_CORE))
+        ck_assert_uint_eq(st.spared, s0.spared);
+    offload_stop();
+}
+
+START_TEST(test_one_wake_per_park)
+{
+    park_bursts("one_wake_per_park", 2, 0, 0);
+}
+END_TEST
+
+/* The same with OFFLOAD_SPARE_CORE and every worker but one spared: a burst that finds
+ * them all parked still wakes one, and the one awake worker serves the whole burst. */
+START_TEST(test_spare_core_bursts)
+{
+    park_bursts("spare_core_bursts", 3, 2, OFFLOAD_SPARE_CORE);
+}
+END_TEST
+
+/* OFFLOAD_SPARE_CORE (offload.h), against its contract: with spare_cap workers awake a
+ * spared submit wakes nobody and its request waits for an awake worker; a plain submit
+ * still wakes a parked one. 3 workers planned for 2 cores: spare_cap 1. The awake
+ * worker runs a request that holds it until released, so every step is decided by the
+ * counters the submits themselves move, not by timing. */
+
+static atomic_int sp_hold, sp_held;
+
+static void sp_hold_run(offload_req *r)
+{
+    (void)r;
+    atomic_store(&sp_held, 1);
+    while (atomic_load(&sp_hold))
+        sleep_us(100);
+}
+
+START_TEST(test_spare_core_waits_for_awake)
+{
+    enum { N = 20 };
+    offload_config cfg = {.workers = 3, .capacity = 64, .cores = 2};
+    static offload_req first, hold, plain, q[N];
+    offload_stats s0, st;
+    uint64_t end;
+    int i;
+
+    first = (offload_req){.run = pw_run, .done = pw_done};
+    hold = (offload_req){.run = sp_hold_run, .done = pw_done};
+    plain = (offload_req){.run = pw_run, .done = pw_done};
+    ck_assert_int_eq(offload_start(&cfg), 1);
+    ck_assert_int_eq(offload_submit(&first), OFFLOAD_OK);
+    ck_assert_msg(wait_parked(3, 10000), "the workers did not park");
+    offload_get_stats(&st);
+    ck_assert_uint_eq(st.spare_cap, 1);
+    atomic_store(&pw_ran, 0);
+    atomic_store(&sp_hold, 1);
+    atomic_store(&sp_held, 0);
+
+    /* Every worker parked: a spared submit wakes one all the same. */
+    ck_assert_int_eq(offload_submit_ex(&hold, OFFLOAD_SPARE_CORE), OFFLOAD_OK);
+    for (end = now_ns() + 10000000000u; !atomic_load(&sp_held) && now_ns() < end;)
+        sleep_us(200);
+    ck_assert_msg(atomic_load(&sp_held), "a spared submit left every worker asleep");
+    ck_assert_msg(wait_parked(2, 10000), "the two other workers did not park");
+
+    /* One worker awake (held): spared submits wake nobody. */
+    offload_get_stats(&s0);
+    for (i = 0; i < N; i++) {
+        q[i] = (offload_req){.run = pw_run, .done = pw_done};
+        ck_assert_int_eq(offload_submit_ex(&q[i], OFFLOAD_SPARE_CORE), OFFLOAD_OK);
+    }
+    offload_get_stats(&st);
+    ck_assert_msg(st.unparks == s0.unparks, "%llu spared submits woke %llu workers", (unsigned long long)N,
+                  (unsigned long long)(st.unparks - s0.unparks));
+    ck_assert_uint_eq(st.spared - s0.spared, N);
+    ck_assert_int_eq(atomic_load(&pw_ran), 0);
+
+    /* A plain submit wakes a parked worker, which serves the queue. */
+    ck_assert_int_eq(offload_submit(&plain), OFFLOAD_OK);
+    offload_get_stats(&st);
+    ck_assert_uint_eq(st.unparks - s0.unparks, 1);
+    for (end = now_ns() + 10000000000u; atomic_load(&pw_ran) < N + 1 && now_ns() < end;)
+        sleep_us(200);
+    ck_assert_int_eq(atomic_load(&pw_ran), N + 1);
+
+    atomic_store(&sp_hold, 0);
+    ck_assert_msg(wait_parked(3, 10000), "the workers did not park at the end");
     offload_stop();
 }
 END_TEST
@@ -980,6 +1072,8 @@ int main(int argc, char **argv)
         test_no_stale_signal,
         test_fork_child_leaves_parent_fd,
         test_one_wake_per_park,
+        test_spare_core_bursts,
+        test_spare_core_waits_for_awake,
     };
     const TTest *const fork_teardown[] = {test_fork_vs_teardown};
 
