@@ -37,6 +37,7 @@ static const OSSL_PARAM gettable[] = {
     AP_CNT_PARAMS("kem"),
     AP_POOL_PARAM("workers"), AP_POOL_PARAM("depth"), AP_POOL_PARAM("submitted"),
     AP_POOL_PARAM("completed"), AP_POOL_PARAM("rejected_full"), AP_POOL_PARAM("high_water"),
+    AP_POOL_PARAM("spared"),
     OSSL_PARAM_DEFN("asyncpool.dropped", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.auto.cheap_inline", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.auto.caller_runs", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
@@ -83,9 +84,10 @@ static void stats_line(ap_prov *p, char *buf, size_t len)
                  st.workers, (unsigned long long)st.submitted, (unsigned long long)st.completed,
                  (unsigned long long)st.rejected_full, (unsigned long long)st.high_water);
     if (p->offload_auto && off < len)
-        off += snprintf(buf + off, len - off, "; auto cheap_inline=%llu caller_runs=%llu",
+        off += snprintf(buf + off, len - off, "; auto cheap_inline=%llu caller_runs=%llu spared=%llu",
                         (unsigned long long)atomic_load(&p->policy.cheap_inline),
-                        (unsigned long long)atomic_load(&p->policy.caller_runs));
+                        (unsigned long long)atomic_load(&p->policy.caller_runs),
+                        (unsigned long long)st.spared);
     offload_emu_get_stats(&es);
     if (es.on && off < len)
         snprintf(buf + off, len - off,
@@ -130,6 +132,7 @@ int ap_get_params(void *provctx, OSSL_PARAM params[])
             {"asyncpool.pool.completed", st.completed},
             {"asyncpool.pool.rejected_full", st.rejected_full},
             {"asyncpool.pool.high_water", st.high_water},
+            {"asyncpool.pool.spared", st.spared},
         };
         size_t i;
 

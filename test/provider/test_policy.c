@@ -9,7 +9,8 @@
  *    pool when it is high (measured here for real: back-to-back signatures are a full
  *    core of demand, signatures 2 ms apart about 1%), and runs inline when every worker
  *    already has a request queued (caller runs); a call above offload_min_us is always
- *    offloaded; outside a job nothing changes;
+ *    offloaded; outside a job nothing changes; a cheap call sent to the pool wakes
+ *    no worker while workers for every core but the loop's are awake (pool.spared);
  *  - ASYNCPOOL_OFFLOAD overrides the file, and a bad value fails the load, naming it.
  *
  * Each Check test runs in its own process (the pool is process-wide). The figures are
@@ -19,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,6 +358,56 @@ START_TEST(auto_caller_runs)
 }
 END_TEST
 
+/* Rule 5: a cheap call sent to the pool wakes no worker while workers for every core
+ * but the loop's are awake. The process is pinned to 2 CPUs (1 if it has only 1), so
+ * with 2 workers one is spared whatever the machine; every cheap call is wanted on the
+ * pool (offload_load_pct = 0), and 16 jobs submit back to back, each while the worker
+ * the first one woke is still awake (it has signatures queued), unless the loop lost
+ * its core for as long as the worker took to drain them: a few rounds. With
+ * offload = always nothing is spared; every result is right either way. */
+START_TEST(auto_spares_a_core)
+{
+    fixture f;
+    struct batch *b = calloc(1, sizeof(*b));
+    cpu_set_t have, pin;
+    uint64_t spared = 0, off, inl;
+    int cpu, n = 0, round;
+
+    if (ap_dev())
+        return;
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(have), &have), 0);
+    CPU_ZERO(&pin);
+    for (cpu = 0; cpu < CPU_SETSIZE && CPU_COUNT(&pin) < 2; cpu++)
+        if (CPU_ISSET(cpu, &have))
+            CPU_SET(cpu, &pin);
+    ck_assert_int_eq(sched_setaffinity(0, sizeof(pin), &pin), 0);
+    setup(&f, "workers = 2\noffload_min_us = 10000\noffload_load_pct = 0\n", "EC", "P-256", 0);
+    sign_sequential(&f, 2, 0); /* teaches the estimate */
+    for (round = 0; round < 20 && spared == 0; round++) {
+        sign_batch(&f, b, 1);
+        spared = ctr(&f, "asyncpool.pool.spared");
+    }
+    off = ctr(&f, "asyncpool.sign.offloaded");
+    inl = ctr(&f, "asyncpool.sign.inline");
+    fprintf(stderr, "spare a core: spared=%llu after %d round(s); offloaded=%llu inline=%llu\n",
+            (unsigned long long)spared, round, (unsigned long long)off, (unsigned long long)inl);
+    ck_assert_msg(spared > 0, "every cheap call sent to the pool woke a worker");
+    ck_assert_uint_eq(off + inl, 2 + 16 * (uint64_t)round);
+    teardown(&f);
+
+    /* The pool's counters are the process's, kept across pools: compare. */
+    setup(&f, "workers = 2\noffload = always\n", "EC", "P-256", 0);
+    spared = ctr(&f, "asyncpool.pool.spared");
+    for (round = 0; round < 3; round++, n += 16)
+        sign_batch(&f, b, 1);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), (uint64_t)n);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.pool.spared"), spared);
+    teardown(&f);
+    free(b);
+}
+END_TEST
+
 /* Outside a job (outside_job = inline) the policy is not consulted: inline, as always. */
 START_TEST(auto_outside_job_unchanged)
 {
@@ -457,6 +509,7 @@ int main(void)
     tcase_add_test(tc, auto_min_zero_offloads_everything);
     tcase_add_test(tc, auto_follows_demand);
     tcase_add_test(tc, auto_caller_runs);
+    tcase_add_test(tc, auto_spares_a_core);
     tcase_add_test(tc, auto_outside_job_unchanged);
     tcase_add_test(tc, env_overrides_config);
     tcase_add_test(tc, env_bad_value);
