@@ -112,6 +112,11 @@ static struct pool {
      * openssl speed -async_jobs 32 against 0.12 real sleeps). A claimed worker is woken
      * once. */
     _Alignas(CACHELINE) atomic_uint_fast64_t idle[OFFLOAD_MAX_WORKERS / 64];
+    /* Workers running a request submitted without OFFLOAD_SPARE_CORE: written by
+     * workers around such a request, read by OFFLOAD_SPARE_CORE submitters as a hint
+     * (relaxed: a stale value only delays a request or wakes a worker more, see
+     * wake_spare). Its own line: the workers write it on every such request. */
+    _Alignas(CACHELINE) atomic_uint busy_plain;
 
     /* Space waiters: FIFO, doubly linked through next_/prev_ (so a cancel is O(1)),
      * under wait_lock. nwaiters mirrors the list length so that workers can skip the
@@ -232,12 +237,16 @@ static void wake_one_worker(unsigned nw)
 
 /*
  * For an OFFLOAD_SPARE_CORE submit: wake a worker only while fewer than spare_cap are
- * awake. Same pairing as wake_one_worker: these are seq_cst loads after the enqueue, so
- * a worker whose bit we see clear had not announced yet, and its re-check before it
- * sleeps (after its seq_cst announcement) sees our request. A clear bit means the
- * worker runs a request, is between requests, has been claimed and not yet run, or has
- * not started: each dequeues until the queue is empty before it parks, so the request
- * is taken without a wake-up of its own.
+ * awake and free of requests submitted without the flag (those may be long: an
+ * RSA-4096 signature is 4 ms). Same pairing as wake_one_worker: these are seq_cst
+ * loads after the enqueue, and a worker sets its bit (seq_cst) before its last look at
+ * the queue. So a worker whose bit we see clear either had not announced yet (its
+ * re-check sees our request) or has been claimed or has withdrawn its bit; and a clear
+ * bit otherwise means it runs a request, serves a broadcast or passed wake-ups, or has
+ * not started. Each of those dequeues until the queue is empty before it parks, so
+ * with one of them awake the request is taken without a wake-up of its own. Only the
+ * bits decide that one is awake; busy_plain, a hint, only decides whether to wake
+ * more, so its staleness can delay a request but never strand it.
  *
  * Why: when the submitting thread runs cheap calls inline once the queue is long
  * (provider/policy.c, caller runs), it is a worker too. Waking every worker then puts
@@ -247,15 +256,20 @@ static void wake_one_worker(unsigned nw)
  */
 static void wake_spare(unsigned nw)
 {
-    unsigned i, parked = 0;
+    unsigned i, parked = 0, awake, plain;
     unsigned live = atomic_load_explicit(&pool.live, memory_order_relaxed);
     unsigned cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
 
     for (i = 0; i < nw; i++)
         parked += (unsigned)__builtin_popcountll((unsigned long long)atomic_load(&pool.idle[i]));
+    if (parked == 0)
+        return; /* nobody to wake: the awake workers take it */
     /* parked <= live: only this pool's workers have bits (stop joined the last pool's,
-     * each with its bit withdrawn). cap >= 1, so with every worker parked one wakes. */
-    if (live > parked && live - parked >= cap) {
+     * each with its bit withdrawn). */
+    awake = live > parked ? live - parked : 0;
+    plain = atomic_load_explicit(&pool.busy_plain, memory_order_relaxed);
+    /* cap >= 1: with no worker awake, one wakes. */
+    if (awake > plain && awake - plain >= cap) {
         atomic_fetch_add_explicit(&pool.spared, 1, memory_order_relaxed);
         return;
     }
@@ -402,11 +416,18 @@ static void *worker_main(void *arg)
                 pthread_mutex_unlock(&w->busy);
                 continue;
             }
+            /* Read before done(), after which req is its owner's again. */
+            int plain = !(req->flags_ & OFFLOAD_SPARE_CORE);
+
+            if (plain)
+                atomic_fetch_add_explicit(&pool.busy_plain, 1, memory_order_relaxed);
             req->run(req);
             /* Count before done(): after done() the submitter may read the counters
              * and must see its own completion. */
             atomic_fetch_add_explicit(&pool.completed, 1, memory_order_relaxed);
             req->done(req, OFFLOAD_RAN);
+            if (plain)
+                atomic_fetch_sub_explicit(&pool.busy_plain, 1, memory_order_relaxed);
             w->current = NULL;
             pthread_mutex_unlock(&w->busy);
             continue;
@@ -429,6 +450,10 @@ static void *worker_main(void *arg)
 
         atomic_fetch_add_explicit(&pool.parks, 1, memory_order_relaxed);
         atomic_fetch_or(&pool.idle[w->index / 64], bit);
+        /* queue_empty() reads with liburcu's plain loads: the fence keeps them after
+         * the announcement on every architecture (on x86 the locked RMW already
+         * does). Parking path only. */
+        atomic_thread_fence(memory_order_seq_cst);
         if (queue_empty() && !atomic_load(&pool.stopping)
             && atomic_load(&pool.bcast_gen) == w->bcast_seen
             && atomic_load(&pool.pass_pending) == 0)
@@ -729,6 +754,7 @@ int offload_submit_ex(offload_req *req, unsigned flags)
     } else {
         req->emu_.flags_ = 0; /* the worker reads it; the caller need not set it */
     }
+    req->flags_ = flags; /* read by the worker that takes it */
     cap = pool.cfg.capacity;
     d = atomic_fetch_add(&pool.depth, 1);
     if (d >= cap) {

@@ -47,6 +47,7 @@ struct offload_req {
      * is never emulated. */
     unsigned emu_class;
     offload_emu_state emu_; /* private to offload/ */
+    unsigned flags_;        /* private to offload/: the submit's flags */
 };
 
 /*
@@ -112,8 +113,8 @@ typedef struct offload_stats {
     uint64_t parks;         /* times a worker announced that it parks */
     uint64_t unparks;       /* times a waker claimed a parked worker and woke it: never
                              * more than parks, one wake-up per park */
-    uint64_t spared;        /* OFFLOAD_SPARE_CORE submits that woke no worker because
-                             * spare_cap workers were awake */
+    uint64_t spared;        /* OFFLOAD_SPARE_CORE submits that left a parked worker
+                             * asleep because spare_cap workers were awake */
     unsigned spare_cap;     /* most workers awake for OFFLOAD_SPARE_CORE submits */
 } offload_stats;
 
@@ -145,10 +146,12 @@ int offload_submit(offload_req *req);
  * offload_submit() with flags. OFFLOAD_SPARE_CORE: the submitting thread keeps a core
  * busy with work of its own (an event loop that runs cheap calls inline when the queue
  * is long): wake a parked worker for this request only while fewer than spare_cap
- * workers are awake (one per core but the submitter's, at least one, at most the
- * workers; see offload_stats). An awake worker takes the request before it parks. A
- * request that finds spare_cap workers busy may wait behind them while another
- * worker sleeps: use it for requests whose wait costs less than the wake-up it saves.
+ * workers are awake and not running a request submitted without the flag (spare_cap:
+ * min(workers, cores - 1), at least 1; see offload_stats). An awake worker takes the
+ * request before it parks, after what it is running: a spared request may wait for
+ * the rest of one spared request per awake worker (or, in a short race, of a request
+ * without the flag that a worker has just taken) while another worker sleeps. Use it
+ * for short requests, whose wait costs less than the wake-up it saves.
  */
 #define OFFLOAD_SPARE_CORE 0x1u
 int offload_submit_ex(offload_req *req, unsigned flags);

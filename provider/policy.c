@@ -24,9 +24,10 @@
  *     windows; and until the demand falls under half of that): then the loop would
  *     spend that share of its time on them, and the workers on other cores take it off
  *     the loop. Below that it runs inline.
- *  5. A cheap call that goes to the pool wakes a worker only while fewer workers than
- *     cores but one are awake (ACORE_SPARE_CORE); otherwise an awake worker takes it
- *     when it is done with what it runs. Rule 3 makes the loop a worker of its own:
+ *  5. A cheap call that goes to the pool wakes a worker only while fewer than
+ *     min(workers, cores - 1) workers (at least 1) are awake and not running a heavy
+ *     call (ACORE_SPARE_CORE, see offload_submit_ex); otherwise an awake worker takes
+ *     it after the cheap call it runs. Rule 3 makes the loop a worker of its own:
  *     with every worker awake as well, there is one thread more than there are
  *     cores, and the loop and workers preempt each other. Measured on the 2-core VM
  *     (openssl speed -async_jobs 32 under auto, 3 rounds of 2 s, ops/s, without ->

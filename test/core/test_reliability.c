@@ -22,8 +22,10 @@
  *  one_wake_per_park: bursts against parked workers wake each once, lose no request.
  *  spare_core_bursts: the same with OFFLOAD_SPARE_CORE (one worker of three may be
  *      awake): a burst that finds them all parked still wakes one.
- *  spare_core_waits_for_awake: with spare_cap workers awake, OFFLOAD_SPARE_CORE
- *      submits wake nobody and wait for an awake worker; a plain submit still wakes.
+ *  spare_core_waits_for_awake: with spare_cap workers awake in spared requests,
+ *      OFFLOAD_SPARE_CORE submits wake nobody and an awake worker runs them; with the
+ *      awake worker in a request without the flag they wake another; a submit without
+ *      the flag always wakes a parked worker.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -971,6 +973,8 @@ static void park_bursts(const char *name, unsigned workers, unsigned cores, unsi
     ck_assert_uint_le(st.unparks - s0.unparks, st.parks - s0.parks);
     if (!(flags & OFFLOAD_SPARE_CORE))
         ck_assert_uint_eq(st.spared, s0.spared);
+    else /* the first submit of a burst wakes one; the next ones find it awake */
+        ck_assert_uint_gt(st.spared - s0.spared, 0);
     offload_stop();
 }
 
@@ -988,11 +992,15 @@ START_TEST(test_spare_core_bursts)
 }
 END_TEST
 
-/* OFFLOAD_SPARE_CORE (offload.h), against its contract: with spare_cap workers awake a
- * spared submit wakes nobody and its request waits for an awake worker; a plain submit
- * still wakes a parked one. 3 workers planned for 2 cores: spare_cap 1. The awake
- * worker runs a request that holds it until released, so every step is decided by the
- * counters the submits themselves move, not by timing. */
+/* OFFLOAD_SPARE_CORE (offload.h), against its contract, 3 workers planned for 2 cores
+ * (spare_cap 1). Each step holds one worker in a request until released, so what is
+ * checked is decided by the counters the submits themselves move, not by timing:
+ *  - with every worker parked, a spared submit wakes one;
+ *  - with one worker awake in a spared request, spared submits wake nobody, and that
+ *    worker runs them once it is released (no request is stranded);
+ *  - with the awake worker in a request submitted without the flag (maybe a long one),
+ *    a spared submit wakes another worker, which runs it meanwhile;
+ *  - a submit without the flag wakes a parked worker whatever is awake. */
 
 static atomic_int sp_hold, sp_held;
 
@@ -1004,54 +1012,86 @@ static void sp_hold_run(offload_req *r)
         sleep_us(100);
 }
 
+/* Submit hold (with flags) and wait until a worker runs it and the others parked. */
+static void sp_start_hold(offload_req *hold, unsigned flags, unsigned others)
+{
+    uint64_t end;
+
+    *hold = (offload_req){.run = sp_hold_run, .done = pw_done};
+    atomic_store(&sp_hold, 1);
+    atomic_store(&sp_held, 0);
+    ck_assert_int_eq(offload_submit_ex(hold, flags), OFFLOAD_OK);
+    for (end = now_ns() + 10000000000u; !atomic_load(&sp_held) && now_ns() < end;)
+        sleep_us(200);
+    ck_assert_msg(atomic_load(&sp_held), "nobody ran the holding request (flags %u)", flags);
+    ck_assert_msg(wait_parked(others, 10000), "the other workers did not park");
+}
+
+static void sp_wait_ran(int n)
+{
+    uint64_t end;
+
+    for (end = now_ns() + 10000000000u; atomic_load(&pw_ran) < n && now_ns() < end;)
+        sleep_us(200);
+    ck_assert_int_eq(atomic_load(&pw_ran), n);
+}
+
 START_TEST(test_spare_core_waits_for_awake)
 {
     enum { N = 20 };
     offload_config cfg = {.workers = 3, .capacity = 64, .cores = 2};
-    static offload_req first, hold, plain, q[N];
+    /* One struct per submit: a worker may still read one after its done(). */
+    static offload_req first, hold[3], extra[2], q[N];
     offload_stats s0, st;
-    uint64_t end;
     int i;
 
     first = (offload_req){.run = pw_run, .done = pw_done};
-    hold = (offload_req){.run = sp_hold_run, .done = pw_done};
-    plain = (offload_req){.run = pw_run, .done = pw_done};
     ck_assert_int_eq(offload_start(&cfg), 1);
     ck_assert_int_eq(offload_submit(&first), OFFLOAD_OK);
     ck_assert_msg(wait_parked(3, 10000), "the workers did not park");
     offload_get_stats(&st);
     ck_assert_uint_eq(st.spare_cap, 1);
     atomic_store(&pw_ran, 0);
-    atomic_store(&sp_hold, 1);
-    atomic_store(&sp_held, 0);
 
-    /* Every worker parked: a spared submit wakes one all the same. */
-    ck_assert_int_eq(offload_submit_ex(&hold, OFFLOAD_SPARE_CORE), OFFLOAD_OK);
-    for (end = now_ns() + 10000000000u; !atomic_load(&sp_held) && now_ns() < end;)
-        sleep_us(200);
-    ck_assert_msg(atomic_load(&sp_held), "a spared submit left every worker asleep");
-    ck_assert_msg(wait_parked(2, 10000), "the two other workers did not park");
-
-    /* One worker awake (held): spared submits wake nobody. */
+    /* All parked: the spared holding request wakes one all the same. */
+    sp_start_hold(&hold[0], OFFLOAD_SPARE_CORE, 2);
+    /* One worker awake (in a spared request): spared submits wake nobody... */
     offload_get_stats(&s0);
     for (i = 0; i < N; i++) {
         q[i] = (offload_req){.run = pw_run, .done = pw_done};
         ck_assert_int_eq(offload_submit_ex(&q[i], OFFLOAD_SPARE_CORE), OFFLOAD_OK);
     }
     offload_get_stats(&st);
-    ck_assert_msg(st.unparks == s0.unparks, "%llu spared submits woke %llu workers", (unsigned long long)N,
+    ck_assert_msg(st.unparks == s0.unparks, "%d spared submits woke %llu workers", N,
                   (unsigned long long)(st.unparks - s0.unparks));
     ck_assert_uint_eq(st.spared - s0.spared, N);
     ck_assert_int_eq(atomic_load(&pw_ran), 0);
+    /* ...and the awake worker runs them once released, with no wake-up. */
+    atomic_store(&sp_hold, 0);
+    sp_wait_ran(N);
+    ck_assert_msg(wait_parked(3, 10000), "the workers did not park after the spared requests");
+    offload_get_stats(&st);
+    ck_assert_uint_eq(st.unparks, s0.unparks);
 
-    /* A plain submit wakes a parked worker, which serves the queue. */
-    ck_assert_int_eq(offload_submit(&plain), OFFLOAD_OK);
+    /* The awake worker in a request without the flag: a spared submit wakes another. */
+    sp_start_hold(&hold[1], 0, 2);
+    offload_get_stats(&s0);
+    extra[0] = (offload_req){.run = pw_run, .done = pw_done};
+    ck_assert_int_eq(offload_submit_ex(&extra[0], OFFLOAD_SPARE_CORE), OFFLOAD_OK);
     offload_get_stats(&st);
     ck_assert_uint_eq(st.unparks - s0.unparks, 1);
-    for (end = now_ns() + 10000000000u; atomic_load(&pw_ran) < N + 1 && now_ns() < end;)
-        sleep_us(200);
-    ck_assert_int_eq(atomic_load(&pw_ran), N + 1);
+    sp_wait_ran(N + 1); /* while the holding request still runs */
+    atomic_store(&sp_hold, 0);
+    ck_assert_msg(wait_parked(3, 10000), "the workers did not park after the plain hold");
 
+    /* A submit without the flag wakes a parked worker beside a spared one. */
+    sp_start_hold(&hold[2], OFFLOAD_SPARE_CORE, 2);
+    offload_get_stats(&s0);
+    extra[1] = (offload_req){.run = pw_run, .done = pw_done};
+    ck_assert_int_eq(offload_submit(&extra[1]), OFFLOAD_OK);
+    offload_get_stats(&st);
+    ck_assert_uint_eq(st.unparks - s0.unparks, 1);
+    sp_wait_ran(N + 2);
     atomic_store(&sp_hold, 0);
     ck_assert_msg(wait_parked(3, 10000), "the workers did not park at the end");
     offload_stop();

@@ -368,13 +368,14 @@ END_TEST
 START_TEST(auto_spares_a_core)
 {
     fixture f;
-    struct batch *b = calloc(1, sizeof(*b));
+    struct batch *b;
     cpu_set_t have, pin;
     uint64_t spared = 0, off, inl;
     int cpu, n = 0, round;
 
     if (ap_dev())
         return;
+    b = calloc(1, sizeof(*b));
     ck_assert_ptr_nonnull(b);
     ck_assert_int_eq(sched_getaffinity(0, sizeof(have), &have), 0);
     CPU_ZERO(&pin);
