@@ -115,25 +115,27 @@ ensure() {
 run() {
   [ $# -gt 0 ] || die "run: no command"
   ensure
-  local src parent shared
+  local src parent shared commit
   src=$(pwd -P)
   parent=$(dirname "$src")
   # ../shared (the Wycheproof vectors) may be a link out of the parent: bind its target.
   shared=$(readlink -f "$parent/shared" 2>/dev/null || true)
   case "$shared" in "$parent"/*) shared='' ;; esac
   [ -d "$shared" ] || shared=''
+  # The root has no git: the commit (for bench reports) is read here.
+  commit=$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)
   # exec: the command takes this process's place (a signal to it reaches the command) and
   # inherits the shared lock, which it holds until it ends.
   exec unshare --mount --propagation private bash -euo pipefail -c '
-      r=$1 src=$2 parent=$3 shared=$4; shift 4
+      r=$1 src=$2 parent=$3 shared=$4 ap_commit=$5; shift 5
       mount -t proc proc "$r/proc"
       mount --rbind /sys "$r/sys"
       mount --rbind /dev "$r/dev"
       mount -t tmpfs tmpfs "$r/tmp"
       for d in "$parent" ${shared:+"$shared"}; do mkdir -p "$r$d"; mount --rbind "$d" "$r$d"; done
       exec chroot "$r" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
-        HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
-        bash -c "cd \"\$0\" && exec \"\$@\"" "$src" "$@"' _ "$ROOT" "$src" "$parent" "$shared" "$@"
+        HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" AP_COMMIT="$ap_commit" \
+        bash -c "cd \"\$0\" && exec \"\$@\"" "$src" "$@"' _ "$ROOT" "$src" "$parent" "$shared" "$commit" "$@"
 }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mounts)"

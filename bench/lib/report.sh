@@ -657,7 +657,8 @@ collect_machine() {
   M_KERNEL=$(uname -r)
   M_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
   M_OPENSSL=$(openssl version 2>/dev/null)
-  M_COMMIT=$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)
+  # AP_COMMIT: set by scripts/trixie.sh run, whose root has no git
+  M_COMMIT=${AP_COMMIT:-$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)}
   M_DIRTY=$(git -C "$src" status --short --untracked-files=no 2>/dev/null | awk '{print $2}' | tr '\n' ' ')
   M_NGINX=$(nginx -v 2>&1 | sed 's/.*version: //' || true)
   LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
