@@ -117,6 +117,10 @@ static struct pool {
      * (relaxed: a stale value only delays a request or wakes a worker more, see
      * wake_spare). Its own line: the workers write it on every such request. */
     _Alignas(CACHELINE) atomic_uint busy_plain;
+    /* 1 once a submit has used OFFLOAD_SPARE_CORE in this process (a relaxed store
+     * that is never undone): until then workers skip busy_plain, so a pool that never
+     * sees the flag (offload = always, acore_bench) pays nothing for it. */
+    atomic_int spare_used;
 
     /* Space waiters: FIFO, doubly linked through next_/prev_ (so a cancel is O(1)),
      * under wait_lock. nwaiters mirrors the list length so that workers can skip the
@@ -416,8 +420,11 @@ static void *worker_main(void *arg)
                 pthread_mutex_unlock(&w->busy);
                 continue;
             }
-            /* Read before done(), after which req is its owner's again. */
-            int plain = !(req->flags_ & OFFLOAD_SPARE_CORE);
+            /* Read before done(), after which req is its owner's again. A request
+             * taken before the first spared submit is not counted: harmless (a hint),
+             * and the decrement below matches this increment whatever happens. */
+            int plain = !(req->flags_ & OFFLOAD_SPARE_CORE)
+                        && atomic_load_explicit(&pool.spare_used, memory_order_relaxed);
 
             if (plain)
                 atomic_fetch_add_explicit(&pool.busy_plain, 1, memory_order_relaxed);
@@ -775,8 +782,11 @@ int offload_submit_ex(offload_req *req, unsigned flags)
     /* The enqueue's xchg is a full barrier: the request's fields are published before
      * the node is reachable, and before the read of the idle bits below. */
     cds_wfcq_enqueue(&pool.head, &pool.tail, node_of(&req->link));
-    if (flags & OFFLOAD_SPARE_CORE)
+    if (flags & OFFLOAD_SPARE_CORE) {
+        if (!atomic_load_explicit(&pool.spare_used, memory_order_relaxed))
+            atomic_store_explicit(&pool.spare_used, 1, memory_order_relaxed);
         wake_spare(idle_words());
+    }
     else
         wake_one_worker(idle_words());
     ret = OFFLOAD_OK;
@@ -930,13 +940,6 @@ unsigned offload_backlog(void)
 unsigned offload_nworkers(void)
 {
     return atomic_load_explicit(&pool.workers_hint, memory_order_relaxed);
-}
-
-unsigned offload_spare_cap(void)
-{
-    if (!atomic_load_explicit(&pool.running, memory_order_relaxed))
-        return 0;
-    return atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
 }
 
 void offload_get_stats(offload_stats *st)

@@ -184,7 +184,5 @@ void offload_get_stats(offload_stats *st);
  * pool). Relaxed reads for a policy's hint: cheap enough for every call, exact never. */
 unsigned offload_backlog(void);
 unsigned offload_nworkers(void);
-/* The spare_cap of the running pool (0: no pool); a relaxed read, like the two above. */
-unsigned offload_spare_cap(void);
 
 #endif
