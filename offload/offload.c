@@ -239,6 +239,18 @@ static void wake_one_worker(unsigned nw)
     }
 }
 
+/* Workers parked now (bits set) among the first nw words of pool.idle. seq_cst loads:
+ * after a submitter's enqueue they pair with the workers' announcements (wake_spare);
+ * for the stats they are simply a reading. */
+static unsigned parked_workers(unsigned nw)
+{
+    unsigned i, n = 0;
+
+    for (i = 0; i < nw; i++)
+        n += (unsigned)__builtin_popcountll((unsigned long long)atomic_load(&pool.idle[i]));
+    return n;
+}
+
 /*
  * For an OFFLOAD_SPARE_CORE submit: wake a worker only while fewer than spare_cap are
  * awake and free of requests submitted without the flag (those may be long: an
@@ -260,12 +272,10 @@ static void wake_one_worker(unsigned nw)
  */
 static void wake_spare(unsigned nw)
 {
-    unsigned i, parked = 0, awake, plain;
+    unsigned parked = parked_workers(nw), awake, plain;
     unsigned live = atomic_load_explicit(&pool.live, memory_order_relaxed);
     unsigned cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
 
-    for (i = 0; i < nw; i++)
-        parked += (unsigned)__builtin_popcountll((unsigned long long)atomic_load(&pool.idle[i]));
     if (parked == 0)
         return; /* nobody to wake: the awake workers take it */
     /* parked <= live: only this pool's workers have bits (stop joined the last pool's,
@@ -953,10 +963,7 @@ void offload_get_stats(offload_stats *st)
     st->unparks = atomic_load_explicit(&pool.unparks, memory_order_relaxed);
     st->spared = atomic_load_explicit(&pool.spared, memory_order_relaxed);
     st->spare_cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
-    st->parked = 0;
-    for (unsigned i = 0; i < IDLE_WORDS; i++)
-        st->parked += (unsigned)__builtin_popcountll(
-            (unsigned long long)atomic_load_explicit(&pool.idle[i], memory_order_relaxed));
+    st->parked = parked_workers(IDLE_WORDS);
     pthread_mutex_lock(&pool.mu);
     st->workers = pool.cfg.workers;
     st->capacity = pool.cfg.capacity;
