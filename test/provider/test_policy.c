@@ -177,6 +177,23 @@ static int sign_for(fixture *f, long ms, uint64_t *max_load)
     return n;
 }
 
+/* Batches of 16 (checked) until the counter `name` is above 0, at most max_rounds: a
+ * round in which the loop lost its core for as long as the workers took to drain the
+ * queue moves nothing, so the tests that wait for a queue give it a few. Returns the
+ * rounds run; *value is the counter's last reading. */
+static int batches_until(fixture *f, struct batch *b, const char *name, int max_rounds,
+                         uint64_t *value)
+{
+    int round;
+
+    *value = 0;
+    for (round = 0; round < max_rounds && *value == 0; round++) {
+        sign_batch(f, b, 1);
+        *value = ctr(f, name);
+    }
+    return round;
+}
+
 START_TEST(always_offloads_cheap_calls)
 {
     fixture f;
@@ -330,7 +347,7 @@ START_TEST(auto_caller_runs)
 {
     fixture f;
     struct batch *b = calloc(1, sizeof(*b));
-    uint64_t cr = 0, off, inl;
+    uint64_t cr, off, inl;
     int round;
 
     if (ap_dev())
@@ -341,10 +358,7 @@ START_TEST(auto_caller_runs)
     sign_sequential(&f, 2, 0); /* teaches the estimate */
     /* A round whose submissions were each held up longer than a signature (a busy
      * machine) queues nothing: try a few. */
-    for (round = 0; round < 5 && cr == 0; round++) {
-        sign_batch(&f, b, 1);
-        cr = ctr(&f, "asyncpool.auto.caller_runs");
-    }
+    round = batches_until(&f, b, "asyncpool.auto.caller_runs", 5, &cr);
     off = ctr(&f, "asyncpool.sign.offloaded");
     inl = ctr(&f, "asyncpool.sign.inline");
     fprintf(stderr, "caller runs: %llu after %d round(s); offloaded=%llu inline=%llu\n",
@@ -370,7 +384,7 @@ START_TEST(auto_spares_a_core)
     fixture f;
     struct batch *b;
     cpu_set_t have, pin;
-    uint64_t spared = 0, off, inl;
+    uint64_t spared, off, inl;
     int cpu, n = 0, round;
 
     if (ap_dev())
@@ -385,10 +399,7 @@ START_TEST(auto_spares_a_core)
     ck_assert_int_eq(sched_setaffinity(0, sizeof(pin), &pin), 0);
     setup(&f, "workers = 2\noffload_min_us = 10000\noffload_load_pct = 0\n", "EC", "P-256", 0);
     sign_sequential(&f, 2, 0); /* teaches the estimate */
-    for (round = 0; round < 20 && spared == 0; round++) {
-        sign_batch(&f, b, 1);
-        spared = ctr(&f, "asyncpool.pool.spared");
-    }
+    round = batches_until(&f, b, "asyncpool.pool.spared", 20, &spared);
     off = ctr(&f, "asyncpool.sign.offloaded");
     inl = ctr(&f, "asyncpool.sign.inline");
     fprintf(stderr, "spare a core: spared=%llu after %d round(s); offloaded=%llu inline=%llu\n",
