@@ -31,9 +31,9 @@
  *     with every worker awake as well, there is one thread more than there are
  *     cores, and the loop and workers preempt each other. Measured on the 2-core VM
  *     (openssl speed -async_jobs 32 under auto, 3 rounds of 2 s, ops/s, without ->
- *     with): ECDSA P-256 sign 56-64k -> 77-79k, ECDH P-256 29-32k -> 39-40k, X25519
+ *     with): ECDSA P-256 sign 56-65k -> 77-79k, ECDH P-256 29-32k -> 39-40k, X25519
  *     41-43k -> 51-55k, against 83-97k, 40-43k and 58-61k for -multi 2; the
- *     process's context switches fell from 35-100k to under 1k per run. A heavy call
+ *     process's context switches fell from 34-101k to under 1k per run. A heavy call
  *     wakes any parked worker: its wait would cost more than a wake-up.
  *
  * Why not decide against a live measure of the round trip instead of a set
