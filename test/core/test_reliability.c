@@ -1002,28 +1002,26 @@ END_TEST
  *    a spared submit wakes another worker, which runs it meanwhile;
  *  - a submit without the flag wakes a parked worker whatever is awake. */
 
-static atomic_int sp_hold, sp_held;
+/* A request that holds its worker until its gate opens (test/core/util.h). */
+struct sp_holder {
+    offload_req req; /* first: run() gets &req */
+    struct gate *g;
+};
 
 static void sp_hold_run(offload_req *r)
 {
-    (void)r;
-    atomic_store(&sp_held, 1);
-    while (atomic_load(&sp_hold))
-        sleep_us(100);
+    gate_wait(((struct sp_holder *)(void *)r)->g);
 }
 
-/* Submit hold (with flags) and wait until a worker runs it and the others parked. */
-static void sp_start_hold(offload_req *hold, unsigned flags, unsigned others)
+/* Submit h (with flags) and wait until a worker runs it and the others parked. */
+static void sp_start_hold(struct sp_holder *h, unsigned flags, unsigned others)
 {
-    uint64_t end;
-
-    *hold = (offload_req){.run = sp_hold_run, .done = pw_done};
-    atomic_store(&sp_hold, 1);
-    atomic_store(&sp_held, 0);
-    ck_assert_int_eq(offload_submit_ex(hold, flags), OFFLOAD_OK);
-    for (end = now_ns() + 10000000000u; !atomic_load(&sp_held) && now_ns() < end;)
-        sleep_us(200);
-    ck_assert_msg(atomic_load(&sp_held), "nobody ran the holding request (flags %u)", flags);
+    h->req = (offload_req){.run = sp_hold_run, .done = pw_done};
+    h->g = gate_new();
+    ck_assert_ptr_nonnull(h->g);
+    ck_assert_int_eq(offload_submit_ex(&h->req, flags), OFFLOAD_OK);
+    ck_assert_msg(gate_await_waiters(h->g, 1, 10000),
+                  "nobody ran the holding request (flags %u)", flags);
     ck_assert_msg(wait_parked(others, 10000), "the other workers did not park");
 }
 
@@ -1041,7 +1039,8 @@ START_TEST(test_spare_core_waits_for_awake)
     enum { N = 20 };
     offload_config cfg = {.workers = 3, .capacity = 64, .cores = 2};
     /* One struct per submit: a worker may still read one after its done(). */
-    static offload_req first, hold[3], extra[2], q[N];
+    static offload_req first, extra[2], q[N];
+    static struct sp_holder hold[3];
     offload_stats s0, st;
     int i;
 
@@ -1067,7 +1066,7 @@ START_TEST(test_spare_core_waits_for_awake)
     ck_assert_uint_eq(st.spared - s0.spared, N);
     ck_assert_int_eq(atomic_load(&pw_ran), 0);
     /* ...and the awake worker runs them once released, with no wake-up. */
-    atomic_store(&sp_hold, 0);
+    gate_open(hold[0].g);
     sp_wait_ran(N);
     ck_assert_msg(wait_parked(3, 10000), "the workers did not park after the spared requests");
     offload_get_stats(&st);
@@ -1081,7 +1080,7 @@ START_TEST(test_spare_core_waits_for_awake)
     offload_get_stats(&st);
     ck_assert_uint_eq(st.unparks - s0.unparks, 1);
     sp_wait_ran(N + 1); /* while the holding request still runs */
-    atomic_store(&sp_hold, 0);
+    gate_open(hold[1].g);
     ck_assert_msg(wait_parked(3, 10000), "the workers did not park after the plain hold");
 
     /* A submit without the flag wakes a parked worker beside a spared one. */
@@ -1092,9 +1091,11 @@ START_TEST(test_spare_core_waits_for_awake)
     offload_get_stats(&st);
     ck_assert_uint_eq(st.unparks - s0.unparks, 1);
     sp_wait_ran(N + 2);
-    atomic_store(&sp_hold, 0);
+    gate_open(hold[2].g);
     ck_assert_msg(wait_parked(3, 10000), "the workers did not park at the end");
     offload_stop();
+    for (i = 0; i < 3; i++) /* after stop joined the workers that waited on them */
+        gate_free(hold[i].g);
 }
 END_TEST
 
