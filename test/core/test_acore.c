@@ -609,13 +609,15 @@ static int run_tight(struct t4_job *j, long *pauses, uint64_t *longest_ns,
     *longest_ns = 0;
     *longest_slept_ns = 0;
     while ((r = ASYNC_start_job(&job, w, &ret, t4_job_fn, &j, sizeof(j))) == ASYNC_PAUSE) {
+        long v = thread_nvcsw();
+
         d = now_ns() - t0;
         if (d > *longest_ns)
             *longest_ns = d;
-        if (thread_nvcsw() != v0 && d > *longest_slept_ns)
+        if (v != v0 && d > *longest_slept_ns)
             *longest_slept_ns = d;
         (*pauses)++;
-        v0 = thread_nvcsw();
+        v0 = v;
         t0 = now_ns();
     }
     ASYNC_WAIT_CTX_free(w);
