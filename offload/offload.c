@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A dequeue that finds a submitter between its tail exchange and its link store (it
@@ -93,6 +94,8 @@ static struct pool {
      * a submitter reads them after its acquire load of running (ensure_running). */
     atomic_uint live;
     atomic_uint spare_cap;
+    /* cfg.spin_us in ns (0: workers never spin; at most 1e9), with live and spare_cap. */
+    atomic_uint spin_ns;
 
     /* Queue: enqueue is wait-free; dequeue under deq_lock. */
     _Alignas(CACHELINE) struct __cds_wfcq_head head;
@@ -121,6 +124,24 @@ static struct pool {
      * that is never undone): until then workers skip busy_plain, so a pool that never
      * sees the flag (offload = always, acore_bench) pays nothing for it. */
     atomic_int spare_used;
+
+    /* Spinning workers (offload_config.spin_us). spinners counts them, for the cap
+     * (spare_cap) only. spin_tokens is what submitters claim instead of waking a
+     * parked worker: a spinner adds one token after it counted itself, and when it
+     * stops spinning takes one back if any is left ("leaves"). A submitter claims with
+     * a CAS from t > 0 to t - 1 after its enqueue. All seq_cst RMWs. Each worker
+     * between its add and its leave holds at most one token and claims only remove
+     * them, so tokens never exceed the workers in that stretch: a claim that succeeds
+     * had one such worker, whose leave comes after the claim, and after its leave a
+     * worker always looks at the queue again (the dequeue, or the parking path's
+     * re-check), so it sees the claimed request. Tokens are anonymous: the worker that
+     * takes the request may be another, or the claimed one may take another request
+     * first, and then the claimed request waits for that one, as a spared request
+     * does. The claim follows the enqueue, so a spinner may see the request and leave
+     * before the claim: the submit then wakes (or spares) as if nobody spun, one
+     * wake-up too many, never one too few. Own line: workers write it at every spin. */
+    _Alignas(CACHELINE) atomic_uint spinners;
+    atomic_uint spin_tokens;
 
     /* Space waiters: FIFO, doubly linked through next_/prev_ (so a cancel is O(1)),
      * under wait_lock. nwaiters mirrors the list length so that workers can skip the
@@ -151,6 +172,7 @@ static struct pool {
     atomic_uint_fast64_t high_water;
     _Alignas(CACHELINE) atomic_uint_fast64_t parks; /* off the hot path: parking only */
     atomic_uint_fast64_t unparks;
+    atomic_uint_fast64_t spin_claims; /* submits that claimed a spinner, woke nobody */
 } pool = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .deq_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -307,6 +329,94 @@ static void wake_all_workers(void)
     }
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* For a submitter, after its enqueue: take a spinner's token (see pool.spinners);
+ * 1: a spinning worker will look at the queue after our enqueue, wake nobody. */
+static int claim_spinner(void)
+{
+    unsigned t = atomic_load(&pool.spin_tokens);
+
+    while (t > 0)
+        if (atomic_compare_exchange_weak(&pool.spin_tokens, &t, t - 1)) {
+            atomic_fetch_add_explicit(&pool.spin_claims, 1, memory_order_relaxed);
+            return 1;
+        }
+    return 0;
+}
+
+static int worker_has_work(const struct worker *w)
+{
+    return !cds_wfcq_empty(&pool.head, &pool.tail) || atomic_load(&pool.stopping)
+           || atomic_load(&pool.bcast_gen) != w->bcast_seen
+           || atomic_load(&pool.pass_pending) != 0;
+}
+
+/*
+ * Before parking: poll the queue for up to spin_ns (offload_config.spin_us), if fewer
+ * than spare_cap workers spin already; the others park at once, so the submitting
+ * thread keeps a core. Submitters that claim our token meanwhile skip their wake-up.
+ * Returns 1 if a wake condition came up; either way the caller goes on to dequeue or to
+ * the parking path, and both look at the queue again (what a claim relies on).
+ *
+ * Why: on a VM a parked worker's wake-up is a halted vCPU's wake-up, tens of µs, and a
+ * request that comes within the window skips it (bench/acore_bench -S: the round trip
+ * at one request in flight fell from 50-63 µs to 5-15 µs, and the CPU per offload on
+ * both sides from about 20 µs to 4-13). It costs up to spin_ns of a core after every
+ * request that is not followed by another in time, hence off by default.
+ * The sched_yield every 32 pauses (a few µs): the scheduler may have put the thread
+ * we wait for on our CPU (a woken thread often lands on its waker's CPU), and a
+ * spinner that never yields would hold it off for a whole time slice.
+ */
+static int spin_for_work(const struct worker *w, uint64_t spin_ns)
+{
+    unsigned cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
+    unsigned n = atomic_load(&pool.spinners), t;
+    uint64_t deadline;
+    int found = 0, i;
+
+    do
+        if (n >= cap)
+            return 0;
+    while (!atomic_compare_exchange_weak(&pool.spinners, &n, n + 1));
+    atomic_fetch_add(&pool.spin_tokens, 1);
+    deadline = mono_ns() + spin_ns;
+    for (i = 1;; i++) {
+        if (worker_has_work(w)) {
+            found = 1;
+            break;
+        }
+        cpu_relax();
+        if ((i & 31) == 0) {
+            if (mono_ns() >= deadline)
+                break;
+            sched_yield();
+        }
+    }
+    /* Leave: our token back if one is left (else a submitter counts on a spinner, and
+     * we are one: our next look at the queue serves it), then ourselves. */
+    t = atomic_load(&pool.spin_tokens);
+    while (t > 0 && !atomic_compare_exchange_weak(&pool.spin_tokens, &t, t - 1))
+        ;
+    atomic_fetch_sub(&pool.spinners, 1);
+    return found;
+}
+
 static void serve_passed_wakes(void);
 
 static offload_req *dequeue(struct worker *w)
@@ -403,6 +513,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     offload_req *req;
+    int spun = 0; /* spun since the last request or park: park next time */
 
     in_worker = 1;
     pthread_setname_np(pthread_self(), "asyncpool-wrk"); /* for top -H and perf */
@@ -415,6 +526,7 @@ static void *worker_main(void *arg)
             /* busy first: fork's prepare waits for it, so no fork happens while this
              * worker is between taking a request and finishing it, a space wake-up
              * included (a child would inherit a popped waiter that nobody ends). */
+            spun = 0;
             pthread_mutex_lock(&w->busy);
             /* The slot is free once the request is off the queue. seq_cst pairs with
              * the nwaiters increment in offload_wait_space (see there). */
@@ -456,6 +568,14 @@ static void *worker_main(void *arg)
             wake_all_waiters();
             break;
         }
+        if (!spun) {
+            uint64_t sn = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
+
+            spun = 1;
+            if (sn > 0 && spin_for_work(w, sn))
+                continue;
+        }
+        spun = 0;
 
         /* Park. Read the park word, announce (set our bit), then re-check every wake
          * condition: a waker that published one before our announcement is seen by the
@@ -521,6 +641,7 @@ static int start_threads_locked(void)
         atomic_store_explicit(&pool.live, pool.nthreads, memory_order_relaxed);
         atomic_store_explicit(&pool.spare_cap, cap < pool.nthreads ? cap : pool.nthreads,
                               memory_order_relaxed);
+        atomic_store_explicit(&pool.spin_ns, pool.cfg.spin_us * 1000u, memory_order_relaxed);
     }
     /* Release: a submitter that reads running == 1 (acquire) sees the threads, live and
      * spare_cap. */
@@ -627,6 +748,9 @@ static void fork_child(void)
     atomic_store(&pool.running, 0); /* threads start again on the child's first submit */
     atomic_store(&pool.live, 0);
     atomic_store(&pool.spare_cap, 0);
+    atomic_store(&pool.spin_ns, 0);
+    atomic_store(&pool.spinners, 0);
+    atomic_store(&pool.spin_tokens, 0);
     atomic_store(&pool.depth, 0);
     for (unsigned i = 0; i < IDLE_WORDS; i++)
         atomic_store(&pool.idle[i], 0);
@@ -677,7 +801,8 @@ int offload_start(const offload_config *cfg)
         c.cores = usable_cpus();
     if (c.capacity == 0)
         c.capacity = 1024;
-    if (c.workers > OFFLOAD_MAX_WORKERS || c.capacity > OFFLOAD_MAX_CAPACITY) {
+    if (c.workers > OFFLOAD_MAX_WORKERS || c.capacity > OFFLOAD_MAX_CAPACITY
+        || c.spin_us > OFFLOAD_MAX_SPIN_US) {
         errno = EINVAL;
         return 0;
     }
@@ -734,6 +859,7 @@ void offload_stop(void)
         atomic_store(&pool.running, 0);
         atomic_store(&pool.live, 0);
         atomic_store(&pool.spare_cap, 0);
+        atomic_store(&pool.spin_ns, 0);
         atomic_store(&pool.stopping, 0);
     }
     /* The queue is drained; what waits on the timer completes now (a no-op when the
@@ -792,7 +918,9 @@ int offload_submit_ex(offload_req *req, unsigned flags)
     /* The enqueue's xchg is a full barrier: the request's fields are published before
      * the node is reachable, and before the read of the idle bits below. */
     cds_wfcq_enqueue(&pool.head, &pool.tail, node_of(&req->link));
-    if (flags & OFFLOAD_SPARE_CORE) {
+    if (atomic_load_explicit(&pool.spin_ns, memory_order_relaxed) != 0 && claim_spinner())
+        ; /* a spinning worker takes it */
+    else if (flags & OFFLOAD_SPARE_CORE) {
         if (!atomic_load_explicit(&pool.spare_used, memory_order_relaxed))
             atomic_store_explicit(&pool.spare_used, 1, memory_order_relaxed);
         wake_spare(idle_words());
@@ -963,6 +1091,11 @@ void offload_get_stats(offload_stats *st)
     st->unparks = atomic_load_explicit(&pool.unparks, memory_order_relaxed);
     st->spared = atomic_load_explicit(&pool.spared, memory_order_relaxed);
     st->spare_cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
+    st->spin_claims = atomic_load_explicit(&pool.spin_claims, memory_order_relaxed);
+    /* The tokens, not spinners: a worker counts once it can be claimed (spinners is
+     * bumped first, for the cap, and a reader between the two would see a spinner that
+     * no submit can claim yet). */
+    st->spinning = atomic_load_explicit(&pool.spin_tokens, memory_order_relaxed);
     st->parked = parked_workers(IDLE_WORDS);
     pthread_mutex_lock(&pool.mu);
     st->workers = pool.cfg.workers;

@@ -96,6 +96,10 @@ typedef struct offload_config {
     /* CPUs to plan OFFLOAD_SPARE_CORE submits for; 0: those this process may run on
      * (sched_getaffinity). */
     unsigned cores;
+    /* Microseconds a worker polls the queue after its last request before it parks;
+     * at most spare_cap workers (see offload_stats) spin at a time, the others park at
+     * once. A submit that finds a worker spinning wakes nobody. 0: park at once. */
+    unsigned spin_us;
 } offload_config;
 
 typedef struct offload_stats {
@@ -116,10 +120,15 @@ typedef struct offload_stats {
     uint64_t spared;        /* OFFLOAD_SPARE_CORE submits that left a parked worker
                              * asleep because spare_cap workers were awake */
     unsigned spare_cap;     /* most workers awake for OFFLOAD_SPARE_CORE submits */
+    uint64_t spin_claims;   /* submits that claimed a spinning worker (offload_config
+                             * spin_us) instead of waking a parked one */
+    unsigned spinning;      /* workers spinning now, before they park, that a submit
+                             * can claim */
 } offload_stats;
 
 #define OFFLOAD_MAX_WORKERS 256
 #define OFFLOAD_MAX_CAPACITY (1u << 24)
+#define OFFLOAD_MAX_SPIN_US 1000000u
 
 /*
  * Take a reference on the process-wide pool. The first reference configures it from cfg

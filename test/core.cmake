@@ -9,6 +9,19 @@ ap_add_test(NAME core_acore
 # beside a test that keeps both cores busy (tls_load_fd, tls_haproxy) it failed 2 runs
 # in 3. It now bounds only calls in which the thread blocked (100 ms), but stays serial.
 set_tests_properties(core_acore PROPERTIES RUN_SERIAL TRUE)
+# The same suite with workers that spin 20 µs before they park (offload_config
+# spin_us): every property of the async contract again, now with requests that
+# spinning workers take without a wake-up.
+ap_add_test(NAME core_acore_spin PROGRAM core_acore ENV AP_TEST_SPIN_US=20 LABELS threads)
+set_tests_properties(core_acore_spin PROPERTIES RUN_SERIAL TRUE)
+
+# Spinning workers against offload.h: claims instead of wake-ups, the cap, a bounded
+# window, stop and broadcast during a spin, and a mixture with spared submits. No
+# valgrind run: the cases count on a 1 s window that memcheck's pace would eat.
+ap_add_test(NAME core_spin
+            SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/core/test_spin.c ${AP_CORE_UTIL}
+            LABELS threads)
+set_tests_properties(core_spin PROPERTIES RUN_SERIAL TRUE)
 
 ap_add_test(NAME core_lifetime
             SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/core/test_lifetime.c ${AP_CORE_UTIL}

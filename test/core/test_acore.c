@@ -30,6 +30,21 @@
 
 #define STALL_MS 20000 /* no progress for this long means a lost wake-up */
 
+/* Start the pool with cfg (NULL: defaults), plus the spin window that the ctest run
+ * core_acore_spin sets (AP_TEST_SPIN_US): the same contract must hold with workers
+ * that take requests without a wake-up. */
+static int start_pool(const offload_config *cfg)
+{
+    offload_config c = {0};
+    const char *spin = getenv("AP_TEST_SPIN_US");
+
+    if (cfg != NULL)
+        c = *cfg;
+    if (spin != NULL)
+        c.spin_us = (unsigned)atoi(spin);
+    return offload_start(&c);
+}
+
 /* ---- offloaded functions --------------------------------------------------------- */
 
 /* Sleeps a pseudo-random 1..20 µs so that workers finish out of submission order. */
@@ -95,7 +110,7 @@ START_TEST(test_many_jobs_fd_mode)
     long offloaded = 0;
 
     ck_assert_ptr_nonnull(jobs);
-    ck_assert_int_eq(offload_start(&cfg), 1);
+    ck_assert_int_eq(start_pool(&cfg), 1);
     offload_get_stats(&s0);
     ep = epoll_create1(EPOLL_CLOEXEC);
     ck_assert_int_ge(ep, 0);
@@ -253,7 +268,7 @@ START_TEST(test_callback_mode)
 
     app_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ck_assert_int_ge(app_efd, 0);
-    ck_assert_int_eq(offload_start(&cfg), 1);
+    ck_assert_int_eq(start_pool(&cfg), 1);
     offload_get_stats(&s0);
     for (i = 0; i < INFLIGHT; i++) {
         cs[i].s.w = ASYNC_WAIT_CTX_new();
@@ -362,7 +377,7 @@ START_TEST(test_callback_eagain)
 
     memset(cs, 0, sizeof(cs));
     app_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    ck_assert_int_eq(offload_start(&cfg), 1);
+    ck_assert_int_eq(start_pool(&cfg), 1);
     offload_get_stats(&s0);
     for (i = 0; i < 3; i++) {
         jobs[i] = (struct gjob){.g = g, .in = (uint32_t)(100 + i)};
@@ -496,7 +511,7 @@ START_TEST(test_queue_full)
 
     memset(jobs, 0, sizeof(jobs));
     memset(slots, 0, sizeof(slots));
-    ck_assert_int_eq(offload_start(&cfg), 1);
+    ck_assert_int_eq(start_pool(&cfg), 1);
     offload_get_stats(&s0);
     for (i = 0; i < NJOBS; i++) {
         int r;
@@ -633,7 +648,7 @@ START_TEST(test_early_resume)
     uint64_t longest, longest_slept;
     int k;
 
-    ck_assert_int_eq(offload_start(&cfg), 1);
+    ck_assert_int_eq(start_pool(&cfg), 1);
 
     ck_assert(run_tight(&j, &pauses, &longest, &longest_slept));
     for (k = 0; k < j.ops; k++)
@@ -737,7 +752,7 @@ START_TEST(test_errors)
     int line, flags;
     unsigned long e;
 
-    ck_assert_int_eq(offload_start(NULL), 1);
+    ck_assert_int_eq(start_pool(NULL), 1);
     ERR_clear_error();
 
     /* An error is queued when the call starts: it runs inline (pausing would need the
@@ -823,7 +838,7 @@ START_TEST(test_outside_job)
     ck_assert_int_eq(tr.offloaded, 0);
     ck_assert(pthread_equal(w.self, pthread_self()));
 
-    ck_assert_int_eq(offload_start(NULL), 1);
+    ck_assert_int_eq(start_pool(NULL), 1);
     memset(&w, 0, sizeof(w));
     ck_assert_int_eq(acore_call(record_where, &w, 0, &tr), 1234);
     ck_assert_int_eq(tr.offloaded, 0);
@@ -865,7 +880,7 @@ START_TEST(test_block_full_queue)
     void *bad;
     int i;
 
-    ck_assert_int_eq(offload_start(&cfg), 1);
+    ck_assert_int_eq(start_pool(&cfg), 1);
     offload_get_stats(&s0);
     for (i = 0; i < 4; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, block_caller, NULL), 0);

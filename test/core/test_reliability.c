@@ -923,17 +923,7 @@ static void pw_done(offload_req *r, int how)
 
 static int wait_parked(unsigned n, int timeout_ms)
 {
-    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
-    offload_stats st;
-
-    for (;;) {
-        offload_get_stats(&st);
-        if (st.parked == n && st.depth == 0)
-            return 1;
-        if (now_ns() > end)
-            return 0;
-        sleep_us(200);
-    }
+    return wait_parked_spinning(n, -1, timeout_ms);
 }
 
 /* Bursts of submits (with flags) against parked workers; returns nothing, fails the

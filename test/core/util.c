@@ -87,6 +87,22 @@ int wait_completed(uint64_t target, int timeout_ms)
     }
 }
 
+int wait_parked_spinning(unsigned parked, int spinning, int timeout_ms)
+{
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    offload_stats st;
+
+    for (;;) {
+        offload_get_stats(&st);
+        if (st.parked == parked && st.depth == 0
+            && (spinning < 0 || st.spinning == (unsigned)spinning))
+            return 1;
+        if (now_ns() > deadline)
+            return 0;
+        sleep_us(200);
+    }
+}
+
 struct gate {
     pthread_mutex_t mu;
     pthread_cond_t cv;

@@ -41,6 +41,11 @@ int fd_readable(int fd, int timeout_ms);
 /* Poll offload_get_stats() until completed >= target; 1 on success, 0 on timeout. */
 int wait_completed(uint64_t target, int timeout_ms);
 
+/* Poll offload_get_stats() until `parked` workers are parked, the queue is empty and,
+ * unless spinning < 0, `spinning` workers spin (offload_config.spin_us); 1 on success,
+ * 0 on timeout. */
+int wait_parked_spinning(unsigned parked, int spinning, int timeout_ms);
+
 /* A gate a worker can block on until the test opens it. */
 struct gate;
 struct gate *gate_new(void);
