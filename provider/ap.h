@@ -136,6 +136,7 @@ struct ap_prov {
                                 * many thousandths of a core or more */
     size_t inline_threshold; /* cipher calls with less input run inline */
     unsigned workers, capacity;
+    unsigned spin_us; /* worker_spin_us */
     offload_emu_config emu; /* device emulation (emulate.c); all zero: none */
 
     ap_alg alg[AP_NOPS][AP_SLOTS];

@@ -86,7 +86,7 @@ int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
 {
     const char *workers = NULL, *capacity = NULL, *threshold = NULL, *outside = NULL,
                *backend = NULL, *select_safe = NULL, *offload = NULL, *min_us = NULL,
-               *load_pct = NULL, *env;
+               *load_pct = NULL, *spin = NULL, *env;
     OSSL_PARAM req[] = {
         OSSL_PARAM_utf8_ptr("workers", (char **)&workers, 0),
         OSSL_PARAM_utf8_ptr("queue_capacity", (char **)&capacity, 0),
@@ -97,10 +97,11 @@ int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
         OSSL_PARAM_utf8_ptr("offload", (char **)&offload, 0),
         OSSL_PARAM_utf8_ptr("offload_min_us", (char **)&min_us, 0),
         OSSL_PARAM_utf8_ptr("offload_load_pct", (char **)&load_pct, 0),
+        OSSL_PARAM_utf8_ptr("worker_spin_us", (char **)&spin, 0),
         OSSL_PARAM_END,
     };
     unsigned long w = 0, c = AP_DEFAULT_CAPACITY, t = AP_DEFAULT_INLINE_THRESHOLD,
-                  mu = AP_DEFAULT_OFFLOAD_MIN_US, lp = AP_DEFAULT_OFFLOAD_LOAD_PCT;
+                  mu = AP_DEFAULT_OFFLOAD_MIN_US, lp = AP_DEFAULT_OFFLOAD_LOAD_PCT, sp = 0;
     int is_auto = 1;
 
     if (get_params != NULL && !get_params(p->handle, req)) {
@@ -111,7 +112,11 @@ int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
         || !parse_uint("queue_capacity", capacity, 1, OFFLOAD_MAX_CAPACITY, &c)
         || !parse_uint("inline_threshold", threshold, 0, 1ul << 30, &t)
         || !parse_uint("offload_min_us", min_us, 0, 10000000, &mu)
-        || !parse_uint("offload_load_pct", load_pct, 0, 100000, &lp))
+        || !parse_uint("offload_load_pct", load_pct, 0, 100000, &lp)
+        || !parse_uint("worker_spin_us", spin, 0, OFFLOAD_MAX_SPIN_US, &sp))
+        return 0;
+    if ((env = getenv("ASYNCPOOL_SPIN_US")) != NULL && *env != '\0'
+        && !parse_uint("ASYNCPOOL_SPIN_US", env, 0, OFFLOAD_MAX_SPIN_US, &sp))
         return 0;
     if (offload != NULL && !parse_offload("offload", offload, &is_auto))
         return 0;
@@ -144,6 +149,7 @@ int ap_read_config(ap_prov *p, OSSL_FUNC_core_get_params_fn *get_params)
     }
     p->workers = (unsigned)w;
     p->capacity = (unsigned)c;
+    p->spin_us = (unsigned)sp;
     p->inline_threshold = t;
     p->offload_auto = is_auto;
     p->offload_min_ns = (uint64_t)mu * 1000u;

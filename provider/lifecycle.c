@@ -179,6 +179,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 
     cfg.workers = p->workers;
     cfg.capacity = p->capacity;
+    cfg.spin_us = p->spin_us;
     cfg.thread_exit = worker_thread_exit;
     cfg.emu = &p->emu;
     if (!offload_start(&cfg)) {

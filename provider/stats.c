@@ -37,7 +37,7 @@ static const OSSL_PARAM gettable[] = {
     AP_CNT_PARAMS("kem"),
     AP_POOL_PARAM("workers"), AP_POOL_PARAM("depth"), AP_POOL_PARAM("submitted"),
     AP_POOL_PARAM("completed"), AP_POOL_PARAM("rejected_full"), AP_POOL_PARAM("high_water"),
-    AP_POOL_PARAM("spared"),
+    AP_POOL_PARAM("spared"), AP_POOL_PARAM("spin_claims"),
     OSSL_PARAM_DEFN("asyncpool.dropped", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.auto.cheap_inline", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.auto.caller_runs", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
@@ -83,6 +83,9 @@ static void stats_line(ap_prov *p, char *buf, size_t len)
                  " pool workers=%u submitted=%llu completed=%llu rejected_full=%llu high_water=%llu",
                  st.workers, (unsigned long long)st.submitted, (unsigned long long)st.completed,
                  (unsigned long long)st.rejected_full, (unsigned long long)st.high_water);
+    if (p->spin_us > 0 && off < len)
+        off += snprintf(buf + off, len - off, " spin_claims=%llu",
+                        (unsigned long long)st.spin_claims);
     if (p->offload_auto && off < len)
         off += snprintf(buf + off, len - off, "; auto cheap_inline=%llu caller_runs=%llu spared=%llu",
                         (unsigned long long)atomic_load(&p->policy.cheap_inline),
@@ -133,6 +136,7 @@ int ap_get_params(void *provctx, OSSL_PARAM params[])
             {"asyncpool.pool.rejected_full", st.rejected_full},
             {"asyncpool.pool.high_water", st.high_water},
             {"asyncpool.pool.spared", st.spared},
+            {"asyncpool.pool.spin_claims", st.spin_claims},
         };
         size_t i;
 

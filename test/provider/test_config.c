@@ -51,6 +51,7 @@ static const struct bad {
     {"queue_capacity", "+64"},    {"inline_threshold", "\"\t100\""}, {"workers", "\"\""},
     {"offload", "sometimes"},     {"offload", "\"\""},        {"offload_min_us", "-5"},
     {"offload_min_us", "10000001"}, {"offload_load_pct", "half"},
+    {"worker_spin_us", "-1"},     {"worker_spin_us", "1000001"}, {"worker_spin_us", "50us"},
 };
 
 /* Does this libcrypto report a provider that fails to activate from a config file?

@@ -11,7 +11,9 @@
  *    already has a request queued (caller runs); a call above offload_min_us is always
  *    offloaded; outside a job nothing changes; a cheap call sent to the pool wakes
  *    no worker while workers for every core but the loop's are awake (pool.spared);
- *  - ASYNCPOOL_OFFLOAD overrides the file, and a bad value fails the load, naming it.
+ *  - ASYNCPOOL_OFFLOAD overrides the file, and a bad value fails the load, naming it;
+ *  - worker_spin_us (and ASYNCPOOL_SPIN_US over it): calls one at a time are handed to
+ *    a spinning worker without a wake-up (pool.spin_claims); without it, never.
  *
  * Each Check test runs in its own process (the pool is process-wide). The figures are
  * chosen with wide margins: a P-256 signature costs 15-60 µs here (ASan included)
@@ -263,6 +265,60 @@ START_TEST(auto_min_zero_offloads_everything)
     ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), NSIG);
     ck_assert_uint_eq(ctr(&f, "asyncpool.sign.inline"), 0);
     teardown(&f);
+}
+END_TEST
+
+/* worker_spin_us (offload_config.spin_us): with a 1 s window, signatures made one at a
+ * time find the worker that ran the last one still spinning and are handed to it
+ * without a wake-up (asyncpool.pool.spin_claims); without the key, never. Not policy,
+ * but the same fixture: it decides how a call reaches a worker. */
+START_TEST(worker_spin_claims)
+{
+    fixture f;
+
+    if (ap_dev())
+        return;
+    setup(&f, "offload = always\n", "EC", "P-256", 0);
+    sign_sequential(&f, NSIG, 0);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), NSIG);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.pool.spin_claims"), 0);
+    teardown(&f);
+}
+END_TEST
+
+static void spin_claims_on(const char *body, const char *env)
+{
+    fixture f;
+    uint64_t claims;
+
+    if (ap_dev())
+        return;
+    if (env != NULL)
+        setenv("ASYNCPOOL_SPIN_US", env, 1);
+    setup(&f, body, "EC", "P-256", 0);
+    unsetenv("ASYNCPOOL_SPIN_US");
+    sign_sequential(&f, NSIG, 0);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), NSIG);
+    claims = ctr(&f, "asyncpool.pool.spin_claims");
+    printf("worker_spin_claims_on: %llu of %d signatures claimed a spinning worker\n",
+           (unsigned long long)claims, NSIG);
+    /* The first call starts the workers; each later one finds one spinning. A
+     * preempted test thread could miss a window now and then, not most of them. */
+    ck_assert_msg(claims >= NSIG / 2, "only %llu of %d calls found a spinning worker",
+                  (unsigned long long)claims, NSIG);
+    teardown(&f);
+}
+
+START_TEST(worker_spin_claims_on)
+{
+    spin_claims_on("offload = always\nworkers = 2\nworker_spin_us = 1000000\n", NULL);
+}
+END_TEST
+
+/* The environment wins over the file (here: the file says 0). */
+START_TEST(worker_spin_env)
+{
+    spin_claims_on("offload = always\nworkers = 2\nworker_spin_us = 0\n", "1000000");
 }
 END_TEST
 
@@ -526,6 +582,9 @@ int main(void)
     tcase_add_test(tc, env_overrides_config);
     tcase_add_test(tc, env_bad_value);
     tcase_add_test(tc, stats_line_reports_auto);
+    tcase_add_test(tc, worker_spin_claims);
+    tcase_add_test(tc, worker_spin_claims_on);
+    tcase_add_test(tc, worker_spin_env);
     suite_add_tcase(s, tc);
     return ap_run_suite(s);
 }
