@@ -11,7 +11,10 @@
  *      what the hand-over itself costs them: dequeue, wake-up, notify, sleep, spinning.
  *
  * usage: acore_bench [-n round_trips] [-j jobs] [-s seconds] [-w workers] [-c]
+ *                    [-S spin_us] [-p poll_us]
  *   -c  callback mode (ASYNC_WAIT_CTX callback) instead of the eventfd
+ *   -S  the workers spin this many µs before they park (offload_config.spin_us)
+ *   -p  the loop polls (epoll_wait with a zero timeout) this many µs before it sleeps
  * Prints one line per measurement, "key=value" pairs, for bench/run.sh to parse:
  *   roundtrip mode= n= median_us= p99_us=
  *   ceiling mode= jobs= seconds= offloads= offloads_per_s= pool_completed=
@@ -227,6 +230,28 @@ static int fd_of(ASYNC_WAIT_CTX *w)
     return fd;
 }
 
+/* The loop's wait for events. With poll_us > 0 it polls (epoll_wait with a zero
+ * timeout) for up to poll_us before it sleeps: HAProxy's busy-polling, for loops that
+ * trade a core for latency on machines whose idle CPUs are slow to wake (VMs). */
+static double poll_us;
+
+static int loop_wait(int ep, struct epoll_event *evs, int max, int timeout_ms)
+{
+    int n;
+
+    if (poll_us > 0) {
+        double end = now_us() + poll_us;
+
+        do
+            if ((n = epoll_wait(ep, evs, max, 0)) != 0)
+                return n;
+        while (now_us() < end);
+    }
+    while ((n = epoll_wait(ep, evs, max, timeout_ms)) < 0 && errno == EINTR)
+        ;
+    return n;
+}
+
 static int run_latency(int n, int cbmode)
 {
     ASYNC_WAIT_CTX *w = ASYNC_WAIT_CTX_new();
@@ -255,8 +280,7 @@ static int run_latency(int n, int cbmode)
                 ev.data.fd = fd;
                 epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
             }
-            while (epoll_wait(ep, &out, 1, -1) < 0 && errno == EINTR)
-                ;
+            loop_wait(ep, &out, 1, -1);
             if (cbmode) {
                 uint64_t v;
 
@@ -329,7 +353,7 @@ static int run_ceiling(int jobs, double seconds, int cbmode)
         }
     }
     while (live > 0) {
-        int k, n = epoll_wait(ep, evs, jobs + 1, 1000);
+        int k, n = loop_wait(ep, evs, jobs + 1, 1000);
 
         if (!stop && now_us() - t0 >= seconds * 1e6)
             stop = 1;
@@ -401,20 +425,23 @@ int main(int argc, char **argv)
     double seconds = 2.0;
     offload_config cfg = {0};
 
-    while ((opt = getopt(argc, argv, "n:j:s:w:c")) != -1) {
+    while ((opt = getopt(argc, argv, "n:j:s:w:cS:p:")) != -1) {
         switch (opt) {
         case 'n': n = atoi(optarg); break;
         case 'j': jobs = atoi(optarg); break;
         case 's': seconds = atof(optarg); break;
         case 'w': workers = atoi(optarg); break;
         case 'c': cbmode = 1; break;
+        case 'S': cfg.spin_us = (unsigned)atoi(optarg); break;
+        case 'p': poll_us = atof(optarg); break;
         default:
-            fprintf(stderr, "usage: %s [-n round_trips] [-j jobs] [-s seconds] [-w workers] [-c]\n",
+            fprintf(stderr, "usage: %s [-n round_trips] [-j jobs] [-s seconds] [-w workers] [-c] "
+                            "[-S spin_us] [-p poll_us]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (n < 100 || jobs < 1 || seconds <= 0) {
+    if (n < 100 || jobs < 1 || seconds <= 0 || poll_us < 0) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }

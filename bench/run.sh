@@ -89,7 +89,9 @@ want() { [[ ",$ONLY," == *",$1,"* ]]; }
 . bench/lib/report.sh
 
 read -r -a SPEED_TESTS <<<"${SPEED_TESTS:-rsa2048 rsa4096 ecdsap256 ecdhp256 x25519 ed25519 gcm16 gcm1024 gcm16384}"
-ACORE_MODES=(fd callback)
+# -spinN: the pool's workers spin N µs before they park (offload_config.spin_us, the
+# provider's worker_spin_us).
+ACORE_MODES=(fd callback fd-spin50 callback-spin50)
 TLS_SERVERS=(sync async-fd async-cb async-always nginx)
 TLS_CERTS=(rsa2048 rsa3072 rsa4096 ecdsap256)
 

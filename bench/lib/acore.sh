@@ -2,7 +2,8 @@
 # round trip of one trivial offload (submit, worker, wake, epoll, resume), the ceiling
 # of trivial offloads per second with 64 jobs in flight, and the CPU one offload costs
 # the application's thread and the pool's workers (per-thread CPU clocks) at 1 and at 64
-# jobs in flight; fd mode and callback mode (-c). Sourced by bench/run.sh.
+# jobs in flight; fd mode and callback mode (-c), each also with workers that spin N µs
+# before they park (mode suffix -spinN: acore_bench -S N). Sourced by bench/run.sh.
 #
 # Data: acore roundtrip {median_us,p99_us} MODE; acore ceiling offloads_per_s MODE;
 #       acore cpu-<inflight> {app_us,worker_us} MODE; acore run {cpu_ours,cpu_others} MODE
@@ -10,7 +11,8 @@
 acore_once() { # MODE ROUND
   local mode=$1 r=$2 log="$work/log/acore.$1.$2" rc=0
   local -a args=(-n "$ACORE_N" -s "$ACORE_SECONDS")
-  [ "$mode" = callback ] && args+=(-c)
+  case $mode in callback*) args+=(-c) ;; esac
+  case $mode in *-spin*) args+=(-S "${mode##*-spin}") ;; esac
   step_begin acore "$mode r$((r + 1))"
   if [ ! -x "$BUILD/bench/acore_bench" ]; then
     step_fail "$BUILD/bench/acore_bench not built"

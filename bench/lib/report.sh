@@ -408,6 +408,7 @@ write_md() {
     echo "hand-over costs them (dequeue, wake-ups, notification, sleeping or spinning)."
     echo "Callback mode: the callback lists the job on a lock-free ready list and writes the"
     echo "loop's eventfd when the list was empty; the loop resumes only listed jobs."
+    echo "-spinN: the workers spin N µs before they park (worker_spin_us = N; default 0)."
     echo
     echo "| mode | round trip median (µs) | round trip p99 (µs) | ceiling (offloads/s) | app CPU/offload, 1 in flight (µs) | worker CPU/offload, 1 in flight (µs) | app CPU/offload, 64 in flight (µs) | worker CPU/offload, 64 in flight (µs) | cores others (max) |"
     echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
