@@ -96,9 +96,10 @@ typedef struct offload_config {
     /* CPUs to plan OFFLOAD_SPARE_CORE submits for; 0: those this process may run on
      * (sched_getaffinity). */
     unsigned cores;
-    /* Microseconds a worker polls the queue after its last request before it parks;
-     * at most spare_cap workers (see offload_stats) spin at a time, the others park at
-     * once. A submit that finds a worker spinning wakes nobody. 0: park at once. */
+    /* Microseconds a worker polls the queue after its last request before it parks,
+     * at most OFFLOAD_MAX_SPIN_US. It spins only while at most spare_cap workers (see
+     * offload_stats) are awake, itself included; the others park at once. A submit
+     * that finds a worker spinning wakes nobody. 0: park at once. */
     unsigned spin_us;
 } offload_config;
 

@@ -8,6 +8,9 @@
  *      request before the claim) wakes or spares exactly as without spinning.
  *  spin_cap: at most spare_cap workers spin at once; the others park at once, even
  *      when every worker was woken together (a broadcast).
+ *  spin_not_beside_busy: a worker does not spin while spare_cap others are awake
+ *      (running a request): the loop, the runner and a spinner would share fewer
+ *      cores than threads.
  *  spin_ends: the spin is bounded: after the window every worker parks, and an idle
  *      half second then costs under 1% of a core.
  *  spin_stop_broadcast: a broadcast and offload_stop() do not wait for a spinner's
@@ -146,11 +149,58 @@ START_TEST(test_spin_cap)
             most = st.spinning;
     }
     ck_assert_msg(most <= 1, "%u workers spun at once, spare_cap is 1", most);
-    offload_get_stats(&st);
-    ck_assert_msg(wait_parked_spinning(3, 1, 5000),
-                  "after the broadcast: not one spinning and three parked (%u, %u)",
-                  st.spinning, st.parked);
+    /* Then each parks, or (at most one) spins until its window ends. */
+    for (end = now_ns() + 5000000000u;; sleep_us(200)) {
+        offload_get_stats(&st);
+        if (st.depth == 0 && st.parked + st.spinning == 4 && st.spinning <= 1)
+            break;
+        ck_assert_msg(now_ns() < end, "after the broadcast: %u parked, %u spinning",
+                      st.parked, st.spinning);
+    }
     offload_stop();
+}
+END_TEST
+
+/* A request that holds its worker until its gate opens. */
+struct holder {
+    offload_req req; /* first: run() gets &req */
+    struct gate *g;
+};
+
+static void hold_run(offload_req *r)
+{
+    gate_wait(((struct holder *)(void *)r)->g);
+    atomic_fetch_add(&ran, 1);
+}
+
+START_TEST(test_spin_not_beside_busy)
+{
+    offload_config cfg = {.workers = 2, .cores = 2, .spin_us = OFFLOAD_MAX_SPIN_US};
+    static struct holder h;
+    static offload_req first, q;
+
+    ck_assert_int_eq(offload_start(&cfg), 1);
+    atomic_store(&ran, 0);
+    first = REQ;
+    ck_assert_int_eq(offload_submit(&first), OFFLOAD_OK);
+    ck_assert_msg(wait_parked_spinning(1, 1, 5000), "not one spinning and one parked");
+    /* The spinner takes the holding request and stays in it: one worker awake. */
+    h.req = (offload_req){.run = hold_run, .done = done_nop};
+    h.g = gate_new();
+    ck_assert_ptr_nonnull(h.g);
+    ck_assert_int_eq(offload_submit(&h.req), OFFLOAD_OK);
+    ck_assert(gate_await_waiters(h.g, 1, 5000));
+    /* The other one is woken for this request; after it, with a worker awake beside
+     * it (and cap 1), it parks at once instead of spinning for a second. */
+    q = REQ;
+    ck_assert_int_eq(offload_submit(&q), OFFLOAD_OK);
+    ck_assert_msg(wait_ran(2, 5000), "the second worker did not run the request");
+    ck_assert_msg(wait_parked_spinning(1, 0, 500),
+                  "a worker spun while another ran a request (cap 1)");
+    gate_open(h.g);
+    ck_assert_msg(wait_ran(3, 5000), "the holding request did not finish");
+    offload_stop();
+    gate_free(h.g);
 }
 END_TEST
 
@@ -184,7 +234,7 @@ END_TEST
 START_TEST(test_spin_stop_broadcast)
 {
     offload_config cfg = {.workers = 2, .cores = 2, .spin_us = OFFLOAD_MAX_SPIN_US};
-    static offload_req first;
+    static offload_req first, again;
     uint64_t t0, took;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
@@ -197,6 +247,9 @@ START_TEST(test_spin_stop_broadcast)
     ck_assert_int_eq(atomic_load(&bcast_runs), 2);
     ck_assert_msg(took < 500000000u, "a broadcast waited %llu ms for a spinner (window 1 s)",
                   (unsigned long long)(took / 1000000u));
+    /* Both workers were awake after it, so both parked; a request makes a spinner. */
+    again = REQ;
+    ck_assert_int_eq(offload_submit(&again), OFFLOAD_OK);
     ck_assert_msg(wait_parked_spinning(1, 1, 5000), "not spinning again after the broadcast");
     t0 = now_ns();
     offload_stop();
@@ -284,8 +337,8 @@ END_TEST
 int main(void)
 {
     const TTest *const tests[] = {
-        test_spin_takes_without_wake, test_spin_cap, test_spin_ends,
-        test_spin_stop_broadcast,     test_spin_mixture,
+        test_spin_takes_without_wake, test_spin_cap,     test_spin_not_beside_busy,
+        test_spin_ends,               test_spin_stop_broadcast, test_spin_mixture,
     };
 
     return run_core_suite("spin", tests, sizeof(tests) / sizeof(tests[0]));
