@@ -125,23 +125,25 @@ static struct pool {
      * sees the flag (offload = always, acore_bench) pays nothing for it. */
     atomic_int spare_used;
 
-    /* Spinning workers (offload_config.spin_us). spinners counts them, for the cap
-     * (spare_cap) only. spin_tokens is what submitters claim instead of waking a
-     * parked worker: a spinner adds one token after it counted itself, and when it
-     * stops spinning takes one back if any is left ("leaves"). A submitter claims with
-     * a CAS from t > 0 to t - 1 after its enqueue. All seq_cst RMWs. Each worker
-     * between its add and its leave holds at most one token and claims only remove
-     * them, so tokens never exceed the workers in that stretch: a claim that succeeds
-     * had one such worker, whose leave comes after the claim, and after its leave a
-     * worker always looks at the queue again (the dequeue, or the parking path's
-     * re-check), so it sees the claimed request. Tokens are anonymous: the worker that
-     * takes the request may be another, or the claimed one may take another request
-     * first, and then the claimed request waits for that one, as a spared request
-     * does. The claim follows the enqueue, so a spinner may see the request and leave
-     * before the claim: the submit then wakes (or spares) as if nobody spun, one
-     * wake-up too many, never one too few. Own line: workers write it at every spin. */
-    _Alignas(CACHELINE) atomic_uint spinners;
-    atomic_uint spin_tokens;
+    /* Tokens of spinning workers (offload_config.spin_us), which submitters claim
+     * instead of waking a parked worker. A spinner adds one when it starts, and when it
+     * stops takes one back if any is left ("leaves"). A submitter claims with a CAS
+     * from t > 0 to t - 1 after its enqueue. Every change is a seq_cst RMW on this one
+     * word, and the loads that precede a CAS are seq_cst too (a leave that reads 0
+     * writes nothing, but still reads the claim's write or a later RMW of its release
+     * sequence). Each worker between its add and its leave holds at most one token and
+     * claims only remove them, so tokens never exceed the workers in that stretch: a
+     * claim that succeeds had one such worker, whose leave comes after the claim, and
+     * after its leave a worker always looks at the queue again (the dequeue, or the
+     * parking path's re-check), so it sees the claimed request. Tokens are anonymous:
+     * the worker that takes the request may be another, or the claimed one may take
+     * another request first, and then the claimed request waits for that one, as a
+     * spared request does. The claim follows the enqueue, so a spinner may see the
+     * request and leave before the claim: the submit then wakes (or spares) as if
+     * nobody spun, one wake-up too many, never one too few. How many spin is bounded
+     * by the awake rule of spin_for_work, not by this count. Own line: workers write
+     * it at every spin. */
+    _Alignas(CACHELINE) atomic_uint spin_tokens;
 
     /* Space waiters: FIFO, doubly linked through next_/prev_ (so a cancel is O(1)),
      * under wait_lock. nwaiters mirrors the list length so that workers can skip the
@@ -280,8 +282,8 @@ static unsigned parked_workers(unsigned nw)
  * loads after the enqueue, and a worker sets its bit (seq_cst) before its last look at
  * the queue. So a worker whose bit we see clear either had not announced yet (its
  * re-check sees our request) or has been claimed or has withdrawn its bit; and a clear
- * bit otherwise means it runs a request, serves a broadcast or passed wake-ups, or has
- * not started. Each of those dequeues until the queue is empty before it parks, so
+ * bit otherwise means it runs a request, spins (offload_config.spin_us), serves a
+ * broadcast or passed wake-ups, or has not started. Each of those dequeues until the queue is empty before it parks, so
  * with one of them awake the request is taken without a wake-up of its own. Only the
  * bits decide that one is awake; busy_plain, a hint, only decides whether to wake
  * more, so its staleness can delay a request but never strand it.
@@ -346,7 +348,7 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* For a submitter, after its enqueue: take a spinner's token (see pool.spinners);
+/* For a submitter, after its enqueue: take a spinner's token (see pool.spin_tokens);
  * 1: a spinning worker will look at the queue after our enqueue, wake nobody. */
 static int claim_spinner(void)
 {
@@ -360,7 +362,8 @@ static int claim_spinner(void)
     return 0;
 }
 
-/* Workers not parked: running a request, spinning, or between the two. A reading. */
+/* Workers not parked: running a request, spinning, between the two, woken and not yet
+ * running, or not yet started. A reading. */
 static unsigned awake_workers(void)
 {
     unsigned live = atomic_load_explicit(&pool.live, memory_order_relaxed);
@@ -378,9 +381,10 @@ static int worker_has_work(const struct worker *w)
 
 /*
  * Before parking: poll the queue for up to spin_ns (offload_config.spin_us), if at
- * most spare_cap workers are awake, this one included, and fewer than spare_cap spin
- * already; the others park at once, and a spinner stops once more than spare_cap are
- * awake. So the submitting thread keeps a core: on 2 cores a worker spinning beside
+ * most spare_cap workers are awake, this one included; otherwise park at once. A
+ * spinner stops once more than spare_cap are awake. Each spinner counts itself and
+ * every other spinner as awake, so at most spare_cap spin. The submitting thread
+ * keeps a core: on 2 cores a worker spinning beside
  * one running RSA signatures took openssl speed -async_jobs 32 rsa2048 from
  * 5.7-6.9k to 5.2-5.6k signs/s (3 rounds each, 2 s); with this rule, 5.8-6.5k.
  * Submitters that claim our token meanwhile skip their wake-up.
@@ -398,19 +402,14 @@ static int worker_has_work(const struct worker *w)
  */
 static int spin_for_work(const struct worker *w, uint64_t spin_ns)
 {
-    unsigned cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
-    unsigned n = atomic_load(&pool.spinners), t;
+    unsigned cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed), t;
     uint64_t deadline;
     int found = 0, i;
 
-    /* Alone among the awake workers' cap: a worker that spins while another runs a
-     * request would make the loop, the runner and the spinner share cap + 1 cores. */
+    /* A worker that spins while cap others are awake (running requests) would make
+     * the loop, the runners and the spinner share cap + 1 cores. */
     if (awake_workers() > cap)
         return 0;
-    do
-        if (n >= cap)
-            return 0;
-    while (!atomic_compare_exchange_weak(&pool.spinners, &n, n + 1));
     atomic_fetch_add(&pool.spin_tokens, 1);
     deadline = mono_ns() + spin_ns;
     for (i = 1;; i++) {
@@ -426,11 +425,10 @@ static int spin_for_work(const struct worker *w, uint64_t spin_ns)
         }
     }
     /* Leave: our token back if one is left (else a submitter counts on a spinner, and
-     * we are one: our next look at the queue serves it), then ourselves. */
+     * we are one: our next look at the queue serves it). */
     t = atomic_load(&pool.spin_tokens);
     while (t > 0 && !atomic_compare_exchange_weak(&pool.spin_tokens, &t, t - 1))
         ;
-    atomic_fetch_sub(&pool.spinners, 1);
     return found;
 }
 
@@ -658,7 +656,9 @@ static int start_threads_locked(void)
         atomic_store_explicit(&pool.live, pool.nthreads, memory_order_relaxed);
         atomic_store_explicit(&pool.spare_cap, cap < pool.nthreads ? cap : pool.nthreads,
                               memory_order_relaxed);
-        atomic_store_explicit(&pool.spin_ns, pool.cfg.spin_us * 1000u, memory_order_relaxed);
+        /* One core: a spinner would share it with the submitting thread. */
+        atomic_store_explicit(&pool.spin_ns, cores > 1 ? pool.cfg.spin_us * 1000u : 0,
+                              memory_order_relaxed);
     }
     /* Release: a submitter that reads running == 1 (acquire) sees the threads, live and
      * spare_cap. */
@@ -766,7 +766,6 @@ static void fork_child(void)
     atomic_store(&pool.live, 0);
     atomic_store(&pool.spare_cap, 0);
     atomic_store(&pool.spin_ns, 0);
-    atomic_store(&pool.spinners, 0);
     atomic_store(&pool.spin_tokens, 0);
     atomic_store(&pool.depth, 0);
     for (unsigned i = 0; i < IDLE_WORDS; i++)
@@ -935,13 +934,13 @@ int offload_submit_ex(offload_req *req, unsigned flags)
     /* The enqueue's xchg is a full barrier: the request's fields are published before
      * the node is reachable, and before the read of the idle bits below. */
     cds_wfcq_enqueue(&pool.head, &pool.tail, node_of(&req->link));
+    if ((flags & OFFLOAD_SPARE_CORE)
+        && !atomic_load_explicit(&pool.spare_used, memory_order_relaxed))
+        atomic_store_explicit(&pool.spare_used, 1, memory_order_relaxed);
     if (atomic_load_explicit(&pool.spin_ns, memory_order_relaxed) != 0 && claim_spinner())
         ; /* a spinning worker takes it */
-    else if (flags & OFFLOAD_SPARE_CORE) {
-        if (!atomic_load_explicit(&pool.spare_used, memory_order_relaxed))
-            atomic_store_explicit(&pool.spare_used, 1, memory_order_relaxed);
+    else if (flags & OFFLOAD_SPARE_CORE)
         wake_spare(idle_words());
-    }
     else
         wake_one_worker(idle_words());
     ret = OFFLOAD_OK;
@@ -1109,9 +1108,7 @@ void offload_get_stats(offload_stats *st)
     st->spared = atomic_load_explicit(&pool.spared, memory_order_relaxed);
     st->spare_cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
     st->spin_claims = atomic_load_explicit(&pool.spin_claims, memory_order_relaxed);
-    /* The tokens, not spinners: a worker counts once it can be claimed (spinners is
-     * bumped first, for the cap, and a reader between the two would see a spinner that
-     * no submit can claim yet). */
+    /* Unclaimed spinners (a claimed one may still spin until it sees the request). */
     st->spinning = atomic_load_explicit(&pool.spin_tokens, memory_order_relaxed);
     st->parked = parked_workers(IDLE_WORDS);
     pthread_mutex_lock(&pool.mu);

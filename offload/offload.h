@@ -98,8 +98,9 @@ typedef struct offload_config {
     unsigned cores;
     /* Microseconds a worker polls the queue after its last request before it parks,
      * at most OFFLOAD_MAX_SPIN_US. It spins only while at most spare_cap workers (see
-     * offload_stats) are awake, itself included; the others park at once. A submit
-     * that finds a worker spinning wakes nobody. 0: park at once. */
+     * offload_stats) are awake, itself included, and never with cores < 2; the others
+     * park at once. A submit that claims a spinning worker (one no other submit has
+     * claimed) wakes nobody. 0: park at once. */
     unsigned spin_us;
 } offload_config;
 
