@@ -5,7 +5,7 @@
 #   ntls       the number of servers in it
 #   certfile   "certificate -cN", then async-fd/sync, async-cb/sync, async-fd/nginx,
 #              async-cb/nginx handshakes/s ratios
-#   acorefile  "mode, N in flight", then application-thread and worker CPU per offload (µs)
+#   acorefile  "mode, N" (N jobs in flight), then application-thread and worker CPU per offload (µs)
 #   respfile   server, then keep-alive request latency p50, p90, p99 (ms)
 #   outfile    PNG to write;  ttl  title;  ncores  cores;  respcert  certificate label
 #   havespeed, havetls, havecerts, haveacore, haveresp  1 when the file has a value, else 0
@@ -118,7 +118,7 @@ if (havecerts) {
 # bottom middle: async core CPU per offload, goals 2 (app) and 3 (workers) µs
 set origin 0.33, 0
 set size 0.34, 0.33
-set title "async core: CPU per trivial offload"
+set title "async core: CPU per trivial offload (mode, jobs in flight)"
 set ylabel "µs per offload"
 set key inside left top horizontal maxrows 2 font ",9"
 set yrange [0:*]

@@ -625,7 +625,7 @@ write_chart_data() {
     printf 'what\t"application thread"\t"workers"\n'
     for c in "${ACORE_MODES[@]}"; do
       for x in 1 64; do
-        printf '"%s, %s in flight"\t%s\t%s\n' "$c" "$x" "${MED[acore|cpu-$x|app_us|$c]:-?}" "${MED[acore|cpu-$x|worker_us|$c]:-?}"
+        printf '"%s, %s"\t%s\t%s\n' "$c" "$x" "${MED[acore|cpu-$x|app_us|$c]:-?}" "${MED[acore|cpu-$x|worker_us|$c]:-?}"
       done
     done
   } >"$work/chart_acore.dat"
@@ -658,9 +658,10 @@ collect_machine() {
   M_KERNEL=$(uname -r)
   M_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
   M_OPENSSL=$(openssl version 2>/dev/null)
-  # AP_COMMIT: set by scripts/trixie.sh run, whose root has no git
-  M_COMMIT=${AP_COMMIT:-$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)}
-  M_DIRTY=$(git -C "$src" status --short --untracked-files=no 2>/dev/null | awk '{print $2}' | tr '\n' ' ')
+  # AP_COMMIT: set by scripts/trixie.sh run, whose root has no git. BUILT_*: read by
+  # run.sh right after its build step.
+  M_COMMIT=${AP_COMMIT:-${BUILT_COMMIT:-$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)}}
+  M_DIRTY=${BUILT_DIRTY-$(git -C "$src" status --short --untracked-files=no 2>/dev/null | awk '{print $2}' | tr '\n' ' ')}
   M_NGINX=$(nginx -v 2>&1 | sed 's/.*version: //' || true)
   LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
   DURATION_MIN=$((($(date +%s) - T_START) / 60))
