@@ -11,10 +11,11 @@
  *      what the hand-over itself costs them: dequeue, wake-up, notify, sleep, spinning.
  *
  * usage: acore_bench [-n round_trips] [-j jobs] [-s seconds] [-w workers] [-c]
- *                    [-S spin_us] [-p poll_us]
+ *                    [-S spin_us] [-p poll_us] [-t work_us]
  *   -c  callback mode (ASYNC_WAIT_CTX callback) instead of the eventfd
  *   -S  the workers spin this many µs before they park (offload_config.spin_us)
  *   -p  the loop polls (epoll_wait with a zero timeout) this many µs before it sleeps
+ *   -t  the offloaded call busy-waits this many µs instead of returning at once
  * Prints one line per measurement, "key=value" pairs, for bench/run.sh to parse:
  *   roundtrip mode= n= median_us= p99_us=
  *   ceiling mode= jobs= seconds= offloads= offloads_per_s= pool_completed=
@@ -151,8 +152,15 @@ static void cpu_end(const struct cpu_mark *m, const char *mode, int inflight, lo
            mode, inflight, offloads, app / offloads, wrk / offloads, m->ntids, cpu_source);
 }
 
+/* -t: the offloaded call busy-waits this many µs (0: returns at once), to see the
+ * round trip of a call as long as a real one (a P-256 signature is 20-60 µs here). */
+static double work_us;
+
 static int trivial(void *arg)
 {
+    if (work_us > 0)
+        for (double end = now_us() + work_us; now_us() < end;)
+            ;
     return *(int *)arg + 1;
 }
 
@@ -425,7 +433,7 @@ int main(int argc, char **argv)
     double seconds = 2.0;
     offload_config cfg = {0};
 
-    while ((opt = getopt(argc, argv, "n:j:s:w:cS:p:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:j:s:w:cS:p:t:")) != -1) {
         switch (opt) {
         case 'n': n = atoi(optarg); break;
         case 'j': jobs = atoi(optarg); break;
@@ -434,14 +442,15 @@ int main(int argc, char **argv)
         case 'c': cbmode = 1; break;
         case 'S': cfg.spin_us = (unsigned)atoi(optarg); break;
         case 'p': poll_us = atof(optarg); break;
+        case 't': work_us = atof(optarg); break;
         default:
             fprintf(stderr, "usage: %s [-n round_trips] [-j jobs] [-s seconds] [-w workers] [-c] "
-                            "[-S spin_us] [-p poll_us]\n",
+                            "[-S spin_us] [-p poll_us] [-t work_us]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (n < 100 || jobs < 1 || seconds <= 0 || poll_us < 0) {
+    if (n < 100 || jobs < 1 || seconds <= 0 || poll_us < 0 || work_us < 0) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }
