@@ -11,11 +11,12 @@
  *      what the hand-over itself costs them: dequeue, wake-up, notify, sleep, spinning.
  *
  * usage: acore_bench [-n round_trips] [-j jobs] [-s seconds] [-w workers] [-c]
- *                    [-S spin_us] [-p poll_us] [-t work_us]
+ *                    [-S spin_us] [-p poll_us] [-t work_us] [-g gap_us]
  *   -c  callback mode (ASYNC_WAIT_CTX callback) instead of the eventfd
  *   -S  the workers spin this many µs before they park (offload_config.spin_us)
  *   -p  the loop polls (epoll_wait with a zero timeout) this many µs before it sleeps
  *   -t  the offloaded call busy-waits this many µs instead of returning at once
+ *   -g  the round-trip run sleeps this many µs between round trips (under 1 s)
  * Prints one line per measurement, "key=value" pairs, for bench/run.sh to parse:
  *   roundtrip mode= n= median_us= p99_us=
  *   ceiling mode= jobs= seconds= offloads= offloads_per_s= pool_completed=
@@ -155,6 +156,8 @@ static void cpu_end(const struct cpu_mark *m, const char *mode, int inflight, lo
 /* -t: the offloaded call busy-waits this many µs (0: returns at once), to see the
  * round trip of a call as long as a real one (a P-256 signature is 20-60 µs here). */
 static double work_us;
+/* -g: the round-trip run sleeps this many µs between round trips (a sparse stream). */
+static double gap_us;
 
 static int trivial(void *arg)
 {
@@ -303,6 +306,11 @@ static int run_latency(int n, int cbmode)
         }
         if (i >= 0)
             lat[i] = now_us() - t0;
+        if (gap_us > 0) { /* the loop idles between requests, as a lightly loaded one */
+            struct timespec ts = {0, (long)(gap_us * 1000)};
+
+            nanosleep(&ts, NULL);
+        }
     }
     cpu_end(&cm, cbmode ? "callback" : "fd", 1, n);
     qsort(lat, n, sizeof(double), cmp_double);
@@ -433,7 +441,7 @@ int main(int argc, char **argv)
     double seconds = 2.0;
     offload_config cfg = {0};
 
-    while ((opt = getopt(argc, argv, "n:j:s:w:cS:p:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:j:s:w:cS:p:t:g:")) != -1) {
         switch (opt) {
         case 'n': n = atoi(optarg); break;
         case 'j': jobs = atoi(optarg); break;
@@ -443,14 +451,15 @@ int main(int argc, char **argv)
         case 'S': cfg.spin_us = (unsigned)atoi(optarg); break;
         case 'p': poll_us = atof(optarg); break;
         case 't': work_us = atof(optarg); break;
+        case 'g': gap_us = atof(optarg); break;
         default:
             fprintf(stderr, "usage: %s [-n round_trips] [-j jobs] [-s seconds] [-w workers] [-c] "
-                            "[-S spin_us] [-p poll_us] [-t work_us]\n",
+                            "[-S spin_us] [-p poll_us] [-t work_us] [-g gap_us]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (n < 100 || jobs < 1 || seconds <= 0 || poll_us < 0 || work_us < 0) {
+    if (n < 100 || jobs < 1 || seconds <= 0 || poll_us < 0 || work_us < 0 || gap_us < 0 || gap_us >= 1e6) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }

@@ -70,6 +70,7 @@ struct worker {
      * busy, read by the child after fork (when both were held by the forking thread). */
     offload_req *current;
     uint64_t bcast_seen; /* last broadcast generation served; worker-private */
+    uint64_t spin_win;   /* this worker's spin window now, ns (spin_for_work); private */
     unsigned index;      /* its bit in pool.idle and its park[] word */
 };
 
@@ -175,6 +176,7 @@ static struct pool {
     _Alignas(CACHELINE) atomic_uint_fast64_t parks; /* off the hot path: parking only */
     atomic_uint_fast64_t unparks;
     atomic_uint_fast64_t spin_claims; /* submits that claimed a spinner, woke nobody */
+    atomic_uint_fast64_t spin_misses; /* spins whose window ran out unused */
 } pool = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .deq_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -394,13 +396,14 @@ static int worker_has_work(const struct worker *w)
  * Why: on a VM a parked worker's wake-up is a halted vCPU's wake-up, tens of µs, and a
  * request that comes within the window skips it (bench/acore_bench -S: the round trip
  * at one request in flight fell from 50-63 µs to 5-15 µs, and the CPU per offload on
- * both sides from about 20 µs to 4-13). It costs up to spin_ns of a core after every
- * request that is not followed by another in time, hence off by default.
+ * both sides from about 20 µs to 4-13). A window that nothing follows is a core's time
+ * spent for nothing, so the window adapts (spin_adapt), and the whole is off by
+ * default.
  * The sched_yield every 32 pauses (a few µs): the scheduler may have put the thread
  * we wait for on our CPU (a woken thread often lands on its waker's CPU), and a
  * spinner that never yields would hold it off for a whole time slice.
  */
-static int spin_for_work(const struct worker *w, uint64_t spin_ns)
+static int spin_for_work(struct worker *w, uint64_t spin_ns)
 {
     unsigned cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed), t;
     uint64_t deadline;
@@ -408,10 +411,12 @@ static int spin_for_work(const struct worker *w, uint64_t spin_ns)
 
     /* A worker that spins while cap others are awake (running requests) would make
      * the loop, the runners and the spinner share cap + 1 cores. */
-    if (awake_workers() > cap)
+    if (w->spin_win > spin_ns)
+        w->spin_win = spin_ns; /* the first spin of this pool's life */
+    if (w->spin_win == 0 || awake_workers() > cap)
         return 0;
     atomic_fetch_add(&pool.spin_tokens, 1);
-    deadline = mono_ns() + spin_ns;
+    deadline = mono_ns() + w->spin_win;
     for (i = 1;; i++) {
         if (worker_has_work(w)) {
             found = 1;
@@ -429,7 +434,37 @@ static int spin_for_work(const struct worker *w, uint64_t spin_ns)
     t = atomic_load(&pool.spin_tokens);
     while (t > 0 && !atomic_compare_exchange_weak(&pool.spin_tokens, &t, t - 1))
         ;
+    /* A window that ran out unused halves, down to none (see spin_adapt). */
+    if (!found) {
+        atomic_fetch_add_explicit(&pool.spin_misses, 1, memory_order_relaxed);
+        if ((w->spin_win /= 2) < spin_ns / 8)
+            w->spin_win = 0;
+    }
     return found;
+}
+
+/*
+ * After a park: a wake-up that came sooner than spin_ns means a window of spin_ns would
+ * have caught it, so the window grows again: to 1.5 times the park's length, or twice
+ * the window, whichever is more, at most spin_ns. With the halving above it is KVM's
+ * halt-polling rule: requests further apart than spin_ns stop the spinning after a few
+ * misses, closer ones keep it.
+ *
+ * Why: a fixed window costs both CPU and latency when the requests are sparse. With the
+ * loop idle 20 or 200 µs between requests (acore_bench -j 1 -t 30 -g 20|200) every
+ * window ran out, and the round trip of a 30 µs call was 53-270 µs against 46-80 µs
+ * without spinning: the spinner and the loop shared a CPU (a woken thread often lands
+ * on its waker's CPU) and took turns through sched_yield.
+ */
+static void spin_adapt(struct worker *w, uint64_t spin_ns, uint64_t parked_ns)
+{
+    uint64_t want = parked_ns + parked_ns / 2;
+
+    if (spin_ns == 0 || parked_ns >= spin_ns)
+        return;
+    if (want < w->spin_win * 2)
+        want = w->spin_win * 2;
+    w->spin_win = want < spin_ns ? want : spin_ns;
 }
 
 static void serve_passed_wakes(void);
@@ -608,8 +643,14 @@ static void *worker_main(void *arg)
         atomic_thread_fence(memory_order_seq_cst);
         if (queue_empty() && !atomic_load(&pool.stopping)
             && atomic_load(&pool.bcast_gen) == w->bcast_seen
-            && atomic_load(&pool.pass_pending) == 0)
+            && atomic_load(&pool.pass_pending) == 0) {
+            uint64_t sn = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
+            uint64_t t0 = sn > 0 ? mono_ns() : 0;
+
             futex_wait(seqp, seq);
+            if (sn > 0)
+                spin_adapt(w, sn, mono_ns() - t0);
+        }
         /* Withdraw the announcement. If a waker cleared the bit first, it claimed us:
          * reading its clear (an RMW on the same word) orders its work before our next
          * look at the queue; its bump, if still to come, only makes our next wait
@@ -639,6 +680,7 @@ static int start_threads_locked(void)
         pthread_mutex_init(&w->busy, NULL);
         w->index = i;
         w->bcast_seen = atomic_load(&pool.bcast_gen);
+        w->spin_win = UINT64_MAX; /* set to spin_ns at its first spin */
         if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
             pthread_mutex_destroy(&w->busy);
             break;
@@ -1108,6 +1150,7 @@ void offload_get_stats(offload_stats *st)
     st->spared = atomic_load_explicit(&pool.spared, memory_order_relaxed);
     st->spare_cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed);
     st->spin_claims = atomic_load_explicit(&pool.spin_claims, memory_order_relaxed);
+    st->spin_misses = atomic_load_explicit(&pool.spin_misses, memory_order_relaxed);
     /* Unclaimed spinners (a claimed one may still spin until it sees the request). */
     st->spinning = atomic_load_explicit(&pool.spin_tokens, memory_order_relaxed);
     st->parked = parked_workers(IDLE_WORDS);

@@ -96,8 +96,10 @@ typedef struct offload_config {
     /* CPUs to plan OFFLOAD_SPARE_CORE submits for; 0: those this process may run on
      * (sched_getaffinity). */
     unsigned cores;
-    /* Microseconds a worker polls the queue after its last request before it parks,
-     * at most OFFLOAD_MAX_SPIN_US. It spins only while at most spare_cap workers (see
+    /* Microseconds a worker may poll the queue after its last request before it
+     * parks, at most OFFLOAD_MAX_SPIN_US. Each worker's window adapts: it halves when
+     * it runs out unused (to none below spin_us / 8) and grows back when a park ends
+     * sooner than spin_us. A worker spins only while at most spare_cap workers (see
      * offload_stats) are awake, itself included, and never with cores < 2; the others
      * park at once. A submit that claims a spinning worker (one no other submit has
      * claimed) wakes nobody. 0: park at once. */
@@ -126,6 +128,8 @@ typedef struct offload_stats {
                              * spin_us) instead of waking a parked one */
     unsigned spinning;      /* workers spinning now, before they park, that a submit
                              * can claim */
+    uint64_t spin_misses;   /* spins whose window ran out with nothing to do; each
+                             * halves that worker's window (see spin_us) */
 } offload_stats;
 
 #define OFFLOAD_MAX_WORKERS 256

@@ -17,6 +17,8 @@
  *      half second then costs under 1% of a core.
  *  spin_stop_broadcast: a broadcast and offload_stop() do not wait for a spinner's
  *      window to run out.
+ *  spin_adapts: requests further apart than the window stop the spinning after a few
+ *      windows run out; requests back to back bring it back.
  * Two workers awake at once may both decline to spin (the awake rule); the cases that
  * need a spinner then submit a request to get one (await_spinner).
  *  spin_mixture: two submitting threads, bursts with and without OFFLOAD_SPARE_CORE,
@@ -320,6 +322,50 @@ START_TEST(test_spin_stop_broadcast)
 }
 END_TEST
 
+/* The window adapts (offload_config.spin_us): requests further apart than it stop the
+ * spinning after a few misses (each halves the window, down to none below an eighth),
+ * and requests back to back bring it back (a park shorter than spin_us grows it). */
+START_TEST(test_spin_adapts)
+{
+    enum { SPARSE = 12, DENSE = 200 };
+    offload_config cfg = {.workers = 1, .cores = 2, .spin_us = 2000};
+    static offload_req sparse[SPARSE], dense[DENSE];
+    offload_stats s0, st;
+    int i;
+
+    ck_assert_int_eq(offload_start(&cfg), 1);
+    atomic_store(&ran, 0);
+    /* 10 ms apart against a 2 ms window: 2000, 1000, 500 and 250 µs run out, then
+     * the window is none. A fixed window would run out 12 times. */
+    for (i = 0; i < SPARSE; i++) {
+        submit_counted(&sparse[i], 0);
+        ck_assert(wait_ran(submitted, 5000));
+        sleep_us(10000);
+    }
+    offload_get_stats(&st);
+    printf("spin_adapts: %llu of %d sparse requests were followed by a window that ran "
+           "out\n", (unsigned long long)st.spin_misses, SPARSE);
+    ck_assert_msg(st.spin_misses >= 1 && st.spin_misses <= 5,
+                  "%llu windows ran out for %d requests 10 ms apart (expected 4)",
+                  (unsigned long long)st.spin_misses, SPARSE);
+    /* Back to back: each waits for the last (a few µs on a parked worker's wake-up), so
+     * the parks are short and the window grows again; then requests are claimed. */
+    offload_get_stats(&s0);
+    for (i = 0; i < DENSE; i++) {
+        submit_counted(&dense[i], 0);
+        ck_assert(wait_ran(submitted, 5000));
+    }
+    offload_get_stats(&st);
+    printf("spin_adapts: %llu of %d back-to-back requests claimed a spinner\n",
+           (unsigned long long)(st.spin_claims - s0.spin_claims), DENSE);
+    ck_assert_msg(st.spin_claims - s0.spin_claims >= DENSE / 4,
+                  "only %llu of %d back-to-back requests claimed a spinner: the window "
+                  "did not grow back", (unsigned long long)(st.spin_claims - s0.spin_claims),
+                  DENSE);
+    offload_stop();
+}
+END_TEST
+
 /* ---- mixture ---------------------------------------------------------------------- */
 
 enum { MX_THREADS = 2, MX_ROUNDS = 60, MX_BURST = 48 };
@@ -401,7 +447,7 @@ int main(void)
     const TTest *const tests[] = {
         test_spin_takes_without_wake, test_spin_cap,     test_spin_not_beside_busy,
         test_spin_not_on_one_core,    test_spin_ends,    test_spin_stop_broadcast,
-        test_spin_mixture,
+        test_spin_adapts,             test_spin_mixture,
     };
 
     return run_core_suite("spin", tests, sizeof(tests) / sizeof(tests[0]));
