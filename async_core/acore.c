@@ -497,9 +497,10 @@ static void notifier_settle(struct notifier *n)
      * preempted there. The spin is bounded in time, not in pauses: the woken thread
      * often lands on its waker's CPU and preempts it there, and then no spin ends
      * the wait, only a yield. 4096 pauses were about 100 µs on this VM's CPUs: with
-     * the workers spinning (worker_spin_us = 50) and the loop idle between requests,
-     * that wait was 42% of the loop's samples (perf record) and the round trip of a
-     * 30 µs call 116-167 µs instead of 42-47 (acore_bench -j 1 -t 30 -g 20|200). */
+     * the workers spinning (a fixed 50 µs window) and the loop idle 200 µs between
+     * requests, that wait was 42% of the loop's samples (perf record) and the round
+     * trip of a 30 µs call 167 µs; 53-59 µs with this bound (acore_bench -j 1 -t 30
+     * -g 200 -S 50). Past the bound it yields every 64 pauses (a few µs). */
     uint64_t deadline = 0;
 
     for (i = 0; atomic_load(&n->sig_inflight) != 0; i++) {

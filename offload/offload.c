@@ -407,7 +407,7 @@ static int spin_for_work(struct worker *w, uint64_t spin_ns)
 {
     unsigned cap = atomic_load_explicit(&pool.spare_cap, memory_order_relaxed), t;
     uint64_t deadline;
-    int found = 0, i;
+    int found = 0, crowded = 0, i;
 
     /* A worker that spins while cap others are awake (running requests) would make
      * the loop, the runners and the spinner share cap + 1 cores. */
@@ -424,7 +424,7 @@ static int spin_for_work(struct worker *w, uint64_t spin_ns)
         }
         cpu_relax();
         if ((i & 31) == 0) {
-            if (mono_ns() >= deadline || awake_workers() > cap)
+            if (mono_ns() >= deadline || (crowded = awake_workers() > cap))
                 break;
             sched_yield();
         }
@@ -434,8 +434,9 @@ static int spin_for_work(struct worker *w, uint64_t spin_ns)
     t = atomic_load(&pool.spin_tokens);
     while (t > 0 && !atomic_compare_exchange_weak(&pool.spin_tokens, &t, t - 1))
         ;
-    /* A window that ran out unused halves, down to none (see spin_adapt). */
-    if (!found) {
+    /* A window that ran out unused halves, down to none (see spin_adapt). One cut
+     * short because other workers woke says nothing of the requests' spacing. */
+    if (!found && !crowded) {
         atomic_fetch_add_explicit(&pool.spin_misses, 1, memory_order_relaxed);
         if ((w->spin_win /= 2) < spin_ns / 8)
             w->spin_win = 0;
@@ -445,8 +446,9 @@ static int spin_for_work(struct worker *w, uint64_t spin_ns)
 
 /*
  * After a park: a wake-up that came sooner than spin_ns means a window of spin_ns would
- * have caught it, so the window grows again: to 1.5 times the park's length, or twice
- * the window, whichever is more, at most spin_ns. With the halving above it is KVM's
+ * have caught it, so the window grows again: to 1.5 times the park's length, twice the
+ * window or spin_ns / 8, whichever is most, at most spin_ns. (A park that a broadcast
+ * or a signal ended counts too: at worst one window too many.) With the halving above it is KVM's
  * halt-polling rule: requests further apart than spin_ns stop the spinning after a few
  * misses, closer ones keep it.
  *
@@ -460,10 +462,14 @@ static void spin_adapt(struct worker *w, uint64_t spin_ns, uint64_t parked_ns)
 {
     uint64_t want = parked_ns + parked_ns / 2;
 
-    if (spin_ns == 0 || parked_ns >= spin_ns)
-        return;
+    if (spin_ns == 0 || parked_ns >= spin_ns || w->spin_win >= spin_ns)
+        return; /* (spin_win > spin_ns: not clamped yet, see spin_for_work) */
     if (want < w->spin_win * 2)
         want = w->spin_win * 2;
+    /* From none, at least an eighth: a park's length includes the wake-up itself,
+     * so 1.5 times it could stay below the spacing of back-to-back requests. */
+    if (want < spin_ns / 8)
+        want = spin_ns / 8;
     w->spin_win = want < spin_ns ? want : spin_ns;
 }
 

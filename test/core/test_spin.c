@@ -345,7 +345,10 @@ START_TEST(test_spin_adapts)
     offload_get_stats(&st);
     printf("spin_adapts: %llu of %d sparse requests were followed by a window that ran "
            "out\n", (unsigned long long)st.spin_misses, SPARSE);
-    ck_assert_msg(st.spin_misses >= 1 && st.spin_misses <= 5,
+    /* 4 expected; a worker held up 8 ms between a request and its park (a loaded VM,
+     * a sanitizer) parks for less than the window once, which regrows it: up to 4
+     * more. */
+    ck_assert_msg(st.spin_misses >= 1 && st.spin_misses <= 8,
                   "%llu windows ran out for %d requests 10 ms apart (expected 4)",
                   (unsigned long long)st.spin_misses, SPARSE);
     /* Back to back: each waits for the last (a few µs on a parked worker's wake-up), so
