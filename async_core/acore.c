@@ -34,6 +34,7 @@
 #define _GNU_SOURCE
 #include "acore.h"
 #include "../offload/offload.h"
+#include "../offload/timing.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -203,15 +204,6 @@ struct notifier {
     atomic_int sleepers;
 };
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 static void futex_wait(atomic_uint *addr, unsigned expected, const struct timespec *timeout)
 {
     /* Returns on a wake, a value change (EAGAIN), a signal or the timeout: callers
@@ -293,8 +285,6 @@ static int cb_leave(struct notifier *n)
  * second trip through the application's loop. Bounded, so that a callback that waits
  * for a lock the application holds never holds the job up. */
 #define CB_SPIN_NS 20000
-
-static uint64_t mono_ns(void);
 
 /* notifier_settle spins this long for a writer returning from write(), then yields. */
 #define SETTLE_SPIN_NS 5000u
@@ -754,14 +744,6 @@ struct pauser {
     uint64_t last_ns; /* how long the last pause took (timed once early > 0) */
     unsigned fast;    /* early resumes in a row that looked like blocked pauses */
 };
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* What a pause that cannot switch costs here and now: one blocked ASYNC_pause_job(),
  * timed in the same place as the pause it is compared with (right after it, with the

@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "emu_internal.h"
+#include "timing.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -78,14 +79,6 @@ static struct emu {
 /* Set by emu_admit_ on an injected refusal, read by offload_wait_space on the same
  * thread right after. initial-exec for the reason offload.c gives for in_worker. */
 static _Thread_local int injected_refusal __attribute__((tls_model("initial-exec")));
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- decisions ------------------------------------------------------------------- */
 

@@ -32,6 +32,7 @@
 #define _LGPL_SOURCE
 #include "offload.h"
 #include "emu_internal.h"
+#include "timing.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -331,23 +332,6 @@ static void wake_all_workers(void)
             unpark(i * 64 + b);
         }
     }
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* For a submitter, after its enqueue: take a spinner's token (see pool.spin_tokens);

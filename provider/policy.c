@@ -54,19 +54,12 @@
 
 #include "async_core/acore.h"
 #include "offload/offload.h"
+#include "offload/timing.h"
 
 #define LOAD_WINDOW_NS 10000000u /* demand is measured over windows of 10 ms */
 #define COST_MASK ((UINT64_C(1) << 48) - 1)
 #define EWMA_DOWN_SHIFT 1 /* a shorter call moves the estimate half-way to it */
 #define EWMA_UP_SHIFT 3   /* a longer one an eighth of the way (see cost_put) */
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* The call, timed where it runs (on a worker, or here). The worker's writes to ns are
  * published to the job by async_core's done flag, like the call's result. */
