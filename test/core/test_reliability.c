@@ -907,20 +907,6 @@ END_TEST
  * tens of µs: with one shared event count every submit meanwhile made a futex_wake), and
  * no request is left behind (no lost wake-up). Contract: offload.h, parks / unparks. */
 
-static atomic_int pw_ran;
-
-static void pw_run(offload_req *r)
-{
-    (void)r;
-    atomic_fetch_add(&pw_ran, 1);
-}
-
-static void pw_done(offload_req *r, int how)
-{
-    (void)r;
-    (void)how;
-}
-
 static int wait_parked(unsigned n, int timeout_ms)
 {
     return wait_parked_spinning(n, -1, timeout_ms);
@@ -937,22 +923,22 @@ static void park_bursts(const char *name, unsigned workers, unsigned cores, unsi
     offload_stats s0, st;
     int r, i;
 
-    first = (offload_req){.run = pw_run, .done = pw_done};
+    first = COUNTED_REQ;
     ck_assert_int_eq(offload_start(&cfg), 1);
     /* The workers start on the first submit. */
     ck_assert_int_eq(offload_submit(&first), OFFLOAD_OK);
     ck_assert_msg(wait_parked(workers, 10000), "the workers did not park");
-    atomic_store(&pw_ran, 0);
+    atomic_store(&req_ran, 0);
     offload_get_stats(&s0);
     for (r = 0; r < ROUNDS; r++) {
         ck_assert_msg(wait_parked(workers, 10000), "round %d: the workers did not park", r);
         for (i = 0; i < BURST; i++) {
-            q[r][i] = (offload_req){.run = pw_run, .done = pw_done};
+            q[r][i] = COUNTED_REQ;
             ck_assert_int_eq(offload_submit_ex(&q[r][i], flags), OFFLOAD_OK);
         }
     }
     ck_assert_msg(wait_parked(workers, 10000), "the last burst was not served");
-    ck_assert_int_eq(atomic_load(&pw_ran), ROUNDS * BURST);
+    ck_assert_int_eq(atomic_load(&req_ran), ROUNDS * BURST);
     offload_get_stats(&st);
     printf("%s: %llu parks, %llu wake-ups, %llu spared for %d bursts of %d\n", name,
            (unsigned long long)(st.parks - s0.parks),
@@ -1006,7 +992,7 @@ static void sp_hold_run(offload_req *r)
 /* Submit h (with flags) and wait until a worker runs it and the others parked. */
 static void sp_start_hold(struct sp_holder *h, unsigned flags, unsigned others)
 {
-    h->req = (offload_req){.run = sp_hold_run, .done = pw_done};
+    h->req = (offload_req){.run = sp_hold_run, .done = req_done_nop};
     h->g = gate_new();
     ck_assert_ptr_nonnull(h->g);
     ck_assert_int_eq(offload_submit_ex(&h->req, flags), OFFLOAD_OK);
@@ -1017,11 +1003,8 @@ static void sp_start_hold(struct sp_holder *h, unsigned flags, unsigned others)
 
 static void sp_wait_ran(int n)
 {
-    uint64_t end;
-
-    for (end = now_ns() + 10000000000u; atomic_load(&pw_ran) < n && now_ns() < end;)
-        sleep_us(200);
-    ck_assert_int_eq(atomic_load(&pw_ran), n);
+    ck_assert_msg(wait_req_ran(n, 10000), "%d requests ran, expected %d",
+                  atomic_load(&req_ran), n);
 }
 
 START_TEST(test_spare_core_waits_for_awake)
@@ -1034,27 +1017,27 @@ START_TEST(test_spare_core_waits_for_awake)
     offload_stats s0, st;
     int i;
 
-    first = (offload_req){.run = pw_run, .done = pw_done};
+    first = COUNTED_REQ;
     ck_assert_int_eq(offload_start(&cfg), 1);
     ck_assert_int_eq(offload_submit(&first), OFFLOAD_OK);
     ck_assert_msg(wait_parked(3, 10000), "the workers did not park");
     offload_get_stats(&st);
     ck_assert_uint_eq(st.spare_cap, 1);
-    atomic_store(&pw_ran, 0);
+    atomic_store(&req_ran, 0);
 
     /* All parked: the spared holding request wakes one all the same. */
     sp_start_hold(&hold[0], OFFLOAD_SPARE_CORE, 2);
     /* One worker awake (in a spared request): spared submits wake nobody... */
     offload_get_stats(&s0);
     for (i = 0; i < N; i++) {
-        q[i] = (offload_req){.run = pw_run, .done = pw_done};
+        q[i] = COUNTED_REQ;
         ck_assert_int_eq(offload_submit_ex(&q[i], OFFLOAD_SPARE_CORE), OFFLOAD_OK);
     }
     offload_get_stats(&st);
     ck_assert_msg(st.unparks == s0.unparks, "%d spared submits woke %llu workers", N,
                   (unsigned long long)(st.unparks - s0.unparks));
     ck_assert_uint_eq(st.spared - s0.spared, N);
-    ck_assert_int_eq(atomic_load(&pw_ran), 0);
+    ck_assert_int_eq(atomic_load(&req_ran), 0);
     /* ...and the awake worker runs them once released, with no wake-up. */
     gate_open(hold[0].g);
     sp_wait_ran(N);
@@ -1065,7 +1048,7 @@ START_TEST(test_spare_core_waits_for_awake)
     /* The awake worker in a request without the flag: a spared submit wakes another. */
     sp_start_hold(&hold[1], 0, 2);
     offload_get_stats(&s0);
-    extra[0] = (offload_req){.run = pw_run, .done = pw_done};
+    extra[0] = COUNTED_REQ;
     ck_assert_int_eq(offload_submit_ex(&extra[0], OFFLOAD_SPARE_CORE), OFFLOAD_OK);
     offload_get_stats(&st);
     ck_assert_uint_eq(st.unparks - s0.unparks, 1);
@@ -1076,7 +1059,7 @@ START_TEST(test_spare_core_waits_for_awake)
     /* A submit without the flag wakes a parked worker beside a spared one. */
     sp_start_hold(&hold[2], OFFLOAD_SPARE_CORE, 2);
     offload_get_stats(&s0);
-    extra[1] = (offload_req){.run = pw_run, .done = pw_done};
+    extra[1] = COUNTED_REQ;
     ck_assert_int_eq(offload_submit(&extra[1]), OFFLOAD_OK);
     offload_get_stats(&st);
     ck_assert_uint_eq(st.unparks - s0.unparks, 1);

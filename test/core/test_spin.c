@@ -41,34 +41,6 @@
 #include "offload/offload.h"
 #include "util.h"
 
-static atomic_int ran;
-
-static void count_run(offload_req *r)
-{
-    (void)r;
-    atomic_fetch_add(&ran, 1);
-}
-
-static void done_nop(offload_req *r, int how)
-{
-    (void)r;
-    (void)how;
-}
-
-#define REQ ((offload_req){.run = count_run, .done = done_nop})
-
-static int wait_ran(int n, int timeout_ms)
-{
-    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
-
-    while (atomic_load(&ran) < n)
-        if (now_ns() > end)
-            return 0;
-        else
-            sleep_us(100);
-    return atomic_load(&ran) == n;
-}
-
 static long process_cpu_us(void)
 {
     struct rusage ru;
@@ -78,12 +50,12 @@ static long process_cpu_us(void)
            + ru.ru_stime.tv_usec;
 }
 
-/* Requests submitted so far by the test (each adds one to ran when it runs). */
+/* Requests submitted so far by the test (each adds one to req_ran when it runs). */
 static int submitted;
 
 static void submit_counted(offload_req *r, unsigned flags)
 {
-    *r = REQ;
+    *r = COUNTED_REQ;
     ck_assert_int_eq(offload_submit_ex(r, flags), OFFLOAD_OK);
     submitted++;
 }
@@ -108,7 +80,7 @@ static int await_spinner(unsigned parked)
         offload_get_stats(&st);
         if (st.depth == 0 && st.spinning == 0 && st.parked == parked + 1 && n < 64) {
             submit_counted(&nudge[n++], 0);
-            ck_assert(wait_ran(submitted, 5000));
+            ck_assert(wait_req_ran(submitted, 5000));
         }
         if (now_ns() > end)
             return 0;
@@ -125,11 +97,11 @@ START_TEST(test_spin_takes_without_wake)
     int i, claimed = 0;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
-    atomic_store(&ran, 0);
+    atomic_store(&req_ran, 0);
     submit_counted(&q[0], 0);
     for (i = 1; i <= N; i++) {
         ck_assert_msg(await_spinner(1), "round %d: not one worker spinning and one parked", i);
-        ck_assert_int_eq(atomic_load(&ran), submitted);
+        ck_assert_int_eq(atomic_load(&req_ran), submitted);
         offload_get_stats(&s0);
         submit_counted(&q[i], i % 2 ? 0 : OFFLOAD_SPARE_CORE);
         offload_get_stats(&st);
@@ -147,7 +119,7 @@ START_TEST(test_spin_takes_without_wake)
                           "%llu spared)", i, (unsigned long long)(st.unparks - s0.unparks),
                           (unsigned long long)(st.spared - s0.spared));
         }
-        ck_assert_msg(wait_ran(submitted, 5000), "round %d: the spinning worker did not run it",
+        ck_assert_msg(wait_req_ran(submitted, 5000), "round %d: the spinning worker did not run it",
                       i);
     }
     printf("spin_takes_without_wake: %d of %d submits claimed the spinner\n", claimed, N);
@@ -181,7 +153,7 @@ START_TEST(test_spin_cap)
     uint64_t end;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
-    atomic_store(&ran, 0);
+    atomic_store(&req_ran, 0);
     submit_counted(&first, 0);
     ck_assert_msg(await_spinner(3), "not one spinning and three parked");
     /* Wake all four at once; each then finds the queue empty. */
@@ -215,7 +187,7 @@ struct holder {
 static void hold_run(offload_req *r)
 {
     gate_wait(((struct holder *)(void *)r)->g);
-    atomic_fetch_add(&ran, 1);
+    atomic_fetch_add(&req_ran, 1);
 }
 
 START_TEST(test_spin_not_beside_busy)
@@ -225,11 +197,11 @@ START_TEST(test_spin_not_beside_busy)
     static offload_req first, q;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
-    atomic_store(&ran, 0);
+    atomic_store(&req_ran, 0);
     submit_counted(&first, 0);
     ck_assert_msg(await_spinner(1), "not one spinning and one parked");
     /* The spinner takes the holding request and stays in it: one worker awake. */
-    h.req = (offload_req){.run = hold_run, .done = done_nop};
+    h.req = (offload_req){.run = hold_run, .done = req_done_nop};
     h.g = gate_new();
     ck_assert_ptr_nonnull(h.g);
     ck_assert_int_eq(offload_submit(&h.req), OFFLOAD_OK);
@@ -237,11 +209,11 @@ START_TEST(test_spin_not_beside_busy)
     /* The other one is woken for this request; after it, with a worker awake beside
      * it (and cap 1), it parks at once instead of spinning for a second. */
     submit_counted(&q, 0);
-    ck_assert_msg(wait_ran(submitted, 5000), "the second worker did not run the request");
+    ck_assert_msg(wait_req_ran(submitted, 5000), "the second worker did not run the request");
     ck_assert_msg(wait_parked_spinning(1, 0, 500),
                   "a worker spun while another ran a request (cap 1)");
     gate_open(h.g);
-    ck_assert_msg(wait_ran(submitted + 1, 5000), "the holding request did not finish");
+    ck_assert_msg(wait_req_ran(submitted + 1, 5000), "the holding request did not finish");
     offload_stop();
     gate_free(h.g);
 }
@@ -256,10 +228,10 @@ START_TEST(test_spin_not_on_one_core)
     int i;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
-    atomic_store(&ran, 0);
+    atomic_store(&req_ran, 0);
     for (i = 0; i < 10; i++) {
         submit_counted(&q[i], 0);
-        ck_assert(wait_ran(submitted, 5000));
+        ck_assert(wait_req_ran(submitted, 5000));
         ck_assert_msg(wait_parked_spinning(2, 0, 500), "a worker spins with cores = 1");
     }
     offload_get_stats(&st);
@@ -276,12 +248,12 @@ START_TEST(test_spin_ends)
     int i;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
-    atomic_store(&ran, 0);
+    atomic_store(&req_ran, 0);
     /* Requests 5 ms apart, longer than the window: each finds the workers parked. */
     for (i = 0; i < 50; i++) {
-        q[i] = REQ;
+        q[i] = COUNTED_REQ;
         ck_assert_int_eq(offload_submit(&q[i]), OFFLOAD_OK);
-        ck_assert_msg(wait_ran(i + 1, 5000), "request %d did not run", i);
+        ck_assert_msg(wait_req_ran(i + 1, 5000), "request %d did not run", i);
         ck_assert_msg(wait_parked_spinning(2, 0, 2000),
                       "request %d: the workers still spin 2 s after a 2 ms window", i);
         sleep_us(5000);
@@ -304,7 +276,7 @@ START_TEST(test_spin_stop_broadcast)
     uint64_t t0, took;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
-    atomic_store(&ran, 0);
+    atomic_store(&req_ran, 0);
     submit_counted(&first, 0);
     ck_assert_msg(await_spinner(0), "the worker does not spin");
     t0 = now_ns();
@@ -316,7 +288,7 @@ START_TEST(test_spin_stop_broadcast)
     /* The broadcast ended its spin without a request: it parked. A request makes it
      * spin again. */
     submit_counted(&again, 0);
-    ck_assert_msg(wait_ran(submitted, 5000), "the request did not run");
+    ck_assert_msg(wait_req_ran(submitted, 5000), "the request did not run");
     ck_assert_msg(await_spinner(0), "not spinning again after the broadcast");
     t0 = now_ns();
     offload_stop();
@@ -338,12 +310,12 @@ START_TEST(test_spin_adapts)
     int i;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
-    atomic_store(&ran, 0);
+    atomic_store(&req_ran, 0);
     /* 10 ms apart against a 2 ms window: 2000, 1000, 500 and 250 µs run out, then
      * the window is none. A fixed window would run out 12 times. */
     for (i = 0; i < SPARSE; i++) {
         submit_counted(&sparse[i], 0);
-        ck_assert(wait_ran(submitted, 5000));
+        ck_assert(wait_req_ran(submitted, 5000));
         sleep_us(10000);
     }
     offload_get_stats(&st);
@@ -360,7 +332,7 @@ START_TEST(test_spin_adapts)
     offload_get_stats(&s0);
     for (i = 0; i < DENSE; i++) {
         submit_counted(&dense[i], 0);
-        ck_assert(wait_ran(submitted, 5000));
+        ck_assert(wait_req_ran(submitted, 5000));
     }
     offload_get_stats(&st);
     printf("spin_adapts: %llu of %d back-to-back requests claimed a spinner\n",
@@ -398,14 +370,14 @@ static void *mx_submitter(void *arg)
         rng ^= rng << 5;
         burst = 1 + (int)(rng % MX_BURST);
         for (i = 0; i < MX_BURST; i++) {
-            mx_q[t][r][i] = REQ;
+            mx_q[t][r][i] = COUNTED_REQ;
             if (i >= burst)
                 continue; /* not submitted: counted as run below */
             if (offload_submit_ex(&mx_q[t][r][i], (r + i) % 3 ? OFFLOAD_SPARE_CORE : 0)
                 != OFFLOAD_OK)
                 atomic_fetch_add(&mx_bad_calls, 1);
         }
-        atomic_fetch_add(&ran, MX_BURST - burst);
+        atomic_fetch_add(&req_ran, MX_BURST - burst);
         if (r % 5 == 0) {
             int x = r;
             acore_trace tr;
@@ -435,14 +407,14 @@ START_TEST(test_spin_mixture)
     int t;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
-    atomic_store(&ran, 0);
+    atomic_store(&req_ran, 0);
     for (t = 0; t < MX_THREADS; t++)
         ck_assert_int_eq(pthread_create(&th[t], NULL, mx_submitter, (void *)(intptr_t)t), 0);
     for (t = 0; t < MX_THREADS; t++)
         pthread_join(th[t], NULL);
     ck_assert_int_eq(atomic_load(&mx_bad_calls), 0);
-    ck_assert_msg(wait_ran(MX_THREADS * MX_ROUNDS * MX_BURST, 10000),
-                  "%d of %d requests ran: one was stranded", atomic_load(&ran),
+    ck_assert_msg(wait_req_ran(MX_THREADS * MX_ROUNDS * MX_BURST, 10000),
+                  "%d of %d requests ran: one was stranded", atomic_load(&req_ran),
                   MX_THREADS * MX_ROUNDS * MX_BURST);
     ck_assert_msg(wait_parked_spinning(3, 0, 5000), "the workers did not park at the end");
     offload_get_stats(&st);

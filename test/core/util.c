@@ -87,6 +87,29 @@ int wait_completed(uint64_t target, int timeout_ms)
     }
 }
 
+atomic_int req_ran;
+
+void req_count_run(offload_req *r)
+{
+    (void)r;
+    atomic_fetch_add(&req_ran, 1);
+}
+
+void req_done_nop(offload_req *r, int how)
+{
+    (void)r;
+    (void)how;
+}
+
+int wait_req_ran(int n, int timeout_ms)
+{
+    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+
+    while (atomic_load(&req_ran) < n && now_ns() <= end)
+        sleep_us(100);
+    return atomic_load(&req_ran) == n;
+}
+
 int wait_parked_spinning(unsigned parked, int spinning, int timeout_ms)
 {
     uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;

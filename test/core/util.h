@@ -5,6 +5,7 @@
 #ifndef AP_TEST_CORE_UTIL_H
 #define AP_TEST_CORE_UTIL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include <openssl/async.h>
 
 #include "async_core/acore.h"
+#include "offload/offload.h"
 
 /* 1 under valgrind (AP_UNDER_VALGRIND set by ap_add_test): scale counts down. */
 int under_valgrind(void);
@@ -45,6 +47,16 @@ int wait_completed(uint64_t target, int timeout_ms);
  * unless spinning < 0, `spinning` workers spin (offload_config.spin_us); 1 on success,
  * 0 on timeout. */
 int wait_parked_spinning(unsigned parked, int spinning, int timeout_ms);
+
+/* A request that counts its runs: run() adds one to req_ran, done() does nothing.
+ * A test sets req_ran to 0 before it counts. */
+extern atomic_int req_ran;
+void req_count_run(offload_req *r);
+void req_done_nop(offload_req *r, int how);
+#define COUNTED_REQ ((offload_req){.run = req_count_run, .done = req_done_nop})
+/* Poll req_ran until it is n or more; 1 if it is then exactly n, 0 if not or after
+ * timeout_ms. */
+int wait_req_ran(int n, int timeout_ms);
 
 /* A gate a worker can block on until the test opens it. */
 struct gate;
