@@ -271,28 +271,16 @@ END_TEST
 /* worker_spin_us (offload_config.spin_us): with a 1 s window, signatures made one at a
  * time find the worker that ran the last one still spinning and are handed to it
  * without a wake-up (asyncpool.pool.spin_claims); without the key, never. Not policy,
- * but the same fixture: it decides how a call reaches a worker. */
-START_TEST(worker_spin_claims)
-{
-    fixture f;
-
-    if (ap_dev())
-        return;
-    setup(&f, "offload = always\n", "EC", "P-256", 0);
-    sign_sequential(&f, NSIG, 0);
-    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), NSIG);
-    ck_assert_uint_eq(ctr(&f, "asyncpool.pool.spin_claims"), 0);
-    teardown(&f);
-}
-END_TEST
-
-static void spin_claims_on(const char *body, const char *env)
+ * but the same fixture: it decides how a call reaches a worker.
+ *
+ * sequential_spin_claims: NSIG signatures one at a time through a fixture configured
+ * with body (and ASYNCPOOL_SPIN_US = env unless NULL), every one offloaded; returns
+ * how many claimed a spinning worker. */
+static uint64_t sequential_spin_claims(const char *body, const char *env)
 {
     fixture f;
     uint64_t claims;
 
-    if (ap_dev())
-        return;
     if (env != NULL)
         setenv("ASYNCPOOL_SPIN_US", env, 1);
     setup(&f, body, "EC", "P-256", 0);
@@ -300,13 +288,31 @@ static void spin_claims_on(const char *body, const char *env)
     sign_sequential(&f, NSIG, 0);
     ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), NSIG);
     claims = ctr(&f, "asyncpool.pool.spin_claims");
+    teardown(&f);
+    return claims;
+}
+
+START_TEST(worker_spin_claims)
+{
+    if (ap_dev())
+        return;
+    ck_assert_uint_eq(sequential_spin_claims("offload = always\n", NULL), 0);
+}
+END_TEST
+
+static void spin_claims_on(const char *body, const char *env)
+{
+    uint64_t claims;
+
+    if (ap_dev())
+        return;
+    claims = sequential_spin_claims(body, env);
     printf("worker_spin_claims_on: %llu of %d signatures claimed a spinning worker\n",
            (unsigned long long)claims, NSIG);
     /* The first call starts the workers; each later one finds one spinning. A
      * preempted test thread could miss a window now and then, not most of them. */
     ck_assert_msg(claims >= NSIG / 2, "only %llu of %d calls found a spinning worker",
                   (unsigned long long)claims, NSIG);
-    teardown(&f);
 }
 
 START_TEST(worker_spin_claims_on)
