@@ -289,6 +289,19 @@ static int cb_leave(struct notifier *n)
 /* notifier_settle spins this long for a writer returning from write(), then yields. */
 #define SETTLE_SPIN_NS 5000u
 
+/* For a wait loop that reads the clock now and then: the first call (*deadline 0)
+ * starts a budget of budget_ns; later calls return 1 once it is spent. */
+static int budget_spent(uint64_t *deadline, uint64_t budget_ns)
+{
+    uint64_t now = mono_ns();
+
+    if (*deadline == 0) {
+        *deadline = now + budget_ns;
+        return 0;
+    }
+    return now > *deadline;
+}
+
 /* In the job, callback mode, once its call is done: 1 if it may finish (no callback is
  * running and none will be made for it), 0 if it must pause again (the last callback
  * to leave calls once more). */
@@ -298,14 +311,8 @@ static int cb_may_finish(struct notifier *n)
     unsigned i;
 
     for (i = 0; atomic_load(&n->cb_active) != 0; i++) {
-        if ((i & 15) == 0) {
-            uint64_t now = mono_ns();
-
-            if (deadline == 0)
-                deadline = now + CB_SPIN_NS;
-            else if (now > deadline)
-                break;
-        }
+        if ((i & 15) == 0 && budget_spent(&deadline, CB_SPIN_NS))
+            break;
         sched_yield();
     }
     if (atomic_load(&n->cb_active) == 0)
@@ -494,15 +501,9 @@ static void notifier_settle(struct notifier *n)
     uint64_t deadline = 0;
 
     for (i = 0; atomic_load(&n->sig_inflight) != 0; i++) {
-        if ((i & 63) == 0) {
-            uint64_t now = mono_ns();
-
-            if (deadline == 0)
-                deadline = now + SETTLE_SPIN_NS;
-            else if (now > deadline) {
-                sched_yield();
-                continue;
-            }
+        if ((i & 63) == 0 && budget_spent(&deadline, SETTLE_SPIN_NS)) {
+            sched_yield();
+            continue;
         }
         cpu_relax();
     }
