@@ -44,7 +44,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 /* A dequeue that finds a submitter between its tail exchange and its link store (it
@@ -286,8 +285,9 @@ static unsigned parked_workers(unsigned nw)
  * the queue. So a worker whose bit we see clear either had not announced yet (its
  * re-check sees our request) or has been claimed or has withdrawn its bit; and a clear
  * bit otherwise means it runs a request, spins (offload_config.spin_us), serves a
- * broadcast or passed wake-ups, or has not started. Each of those dequeues until the queue is empty before it parks, so
- * with one of them awake the request is taken without a wake-up of its own. Only the
+ * broadcast or passed wake-ups, or has not started. Each of those dequeues until the
+ * queue is empty before it parks, so with one of them awake the request is taken
+ * without a wake-up of its own. Only the
  * bits decide that one is awake; busy_plain, a hint, only decides whether to wake
  * more, so its staleness can delay a request but never strand it.
  *
@@ -358,6 +358,8 @@ static unsigned awake_workers(void)
     return live > parked ? live - parked : 0;
 }
 
+/* A wake condition for this worker: a request queued, stop, a broadcast it has not
+ * served, or wake-ups passed back. The spin polls it; the park path re-checks it. */
 static int worker_has_work(const struct worker *w)
 {
     return !cds_wfcq_empty(&pool.head, &pool.tail) || atomic_load(&pool.stopping)
@@ -370,9 +372,9 @@ static int worker_has_work(const struct worker *w)
  * most spare_cap workers are awake, this one included; otherwise park at once. A
  * spinner stops once more than spare_cap are awake. Each spinner counts itself and
  * every other spinner as awake, so at most spare_cap spin. The submitting thread
- * keeps a core: on 2 cores a worker spinning beside
- * one running RSA signatures took openssl speed -async_jobs 32 rsa2048 from
- * 5.7-6.9k to 5.2-5.6k signs/s (3 rounds each, 2 s); with this rule, 5.8-6.5k.
+ * keeps a core: on 2 cores a worker spinning beside one running RSA signatures took
+ * openssl speed -async_jobs 32 rsa2048 from 5.7-6.9k to 5.2-5.6k signs/s (3 rounds
+ * each, 2 s); with this rule, 5.8-6.5k.
  * Submitters that claim our token meanwhile skip their wake-up.
  * Returns 1 if a wake condition came up; either way the caller goes on to dequeue or to
  * the parking path, and both look at the queue again (what a claim relies on).
@@ -432,14 +434,14 @@ static int spin_for_work(struct worker *w, uint64_t spin_ns)
  * After a park: a wake-up that came sooner than spin_ns means a window of spin_ns would
  * have caught it, so the window grows again: to 1.5 times the park's length, twice the
  * window or spin_ns / 8, whichever is most, at most spin_ns. (A park that a broadcast
- * or a signal ended counts too: at worst one window too many.) With the halving above it is KVM's
- * halt-polling rule: requests further apart than spin_ns stop the spinning after a few
- * misses, closer ones keep it.
+ * or a signal ended counts too: at worst one window too many.) With the halving above
+ * it is KVM's halt-polling rule: requests further apart than spin_ns stop the
+ * spinning after a few misses, closer ones keep it.
  *
  * Why: a fixed window costs both CPU and latency when the requests are sparse. With the
  * loop idle 20 or 200 µs between requests (acore_bench -j 1 -t 30 -g 20|200) every
- * window ran out, and the round trip of a 30 µs call was 53-270 µs against 46-80 µs
- * without spinning: the spinner and the loop shared a CPU (a woken thread often lands
+ * window ran out, and the round trip of a 30 µs call was 53-270 µs against 41-80 µs
+ * (mostly 41-47) without spinning: the spinner and the loop shared a CPU (a woken thread often lands
  * on its waker's CPU) and took turns through sched_yield.
  */
 static void spin_adapt(struct worker *w, uint64_t spin_ns, uint64_t parked_ns)
@@ -544,11 +546,6 @@ static void serve_broadcast(struct worker *w)
     pthread_mutex_unlock(&pool.bcast_lock);
 }
 
-static int queue_empty(void)
-{
-    return cds_wfcq_empty(&pool.head, &pool.tail);
-}
-
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -627,13 +624,11 @@ static void *worker_main(void *arg)
 
         atomic_fetch_add_explicit(&pool.parks, 1, memory_order_relaxed);
         atomic_fetch_or(&pool.idle[w->index / 64], bit);
-        /* queue_empty() reads with liburcu's plain loads: the fence keeps them after
+        /* worker_has_work() reads the queue with liburcu's plain loads: the fence keeps them after
          * the announcement on every architecture (on x86 the locked RMW already
          * does). Parking path only. */
         atomic_thread_fence(memory_order_seq_cst);
-        if (queue_empty() && !atomic_load(&pool.stopping)
-            && atomic_load(&pool.bcast_gen) == w->bcast_seen
-            && atomic_load(&pool.pass_pending) == 0) {
+        if (!worker_has_work(w)) {
             uint64_t sn = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
             uint64_t t0 = sn > 0 ? mono_ns() : 0;
 
