@@ -186,10 +186,7 @@ elif timeout 600 scripts/build.sh "$BUILD" >"$work/log/build" 2>&1; then
 else
   step_fail "scripts/build.sh $BUILD failed; using whatever binaries are there" "$work/log/build"
 fi
-# The source the binaries were built from, read now: the report is written at the end,
-# and an edit made meanwhile is not in what was measured.
-BUILT_COMMIT=$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)
-BUILT_DIRTY=$(git -C "$src" status --short --untracked-files=no 2>/dev/null | awk '{print $2}' | tr '\n' ' ')
+source_state # the source the binaries were built from (see report.sh)
 AP_MODULES=$BUILD/provider
 AP_CONF=$src/conf/openssl-async.cnf
 sed 's/^[[:space:]]*inline_threshold[[:space:]]*=.*/inline_threshold = 0/' "$AP_CONF" >"$work/forced.cnf"

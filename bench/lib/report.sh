@@ -651,17 +651,22 @@ META_VARS=(QUICK CORES ROUNDS TLS_ROUNDS RESP_ROUNDS SPEED_SECONDS ONLY ASYNC_JO
   M_DATE M_DAY M_HOST M_CPU M_OS M_KERNEL M_OPENSSL M_NGINX M_COMMIT M_DIRTY
   LOAD_START LOAD_END DURATION_MIN)
 
-# collect_machine: the M_* variables, this machine and this checkout, now
+# source_state: M_COMMIT and M_DIRTY, the checkout as it is now. run.sh calls it right
+# after its build step: the report is written at the end, and an edit made meanwhile is
+# not in what was measured. AP_COMMIT: set by scripts/trixie.sh run, whose root has no
+# git.
+source_state() {
+  M_COMMIT=${AP_COMMIT:-$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)}
+  M_DIRTY=$(git -C "$src" status --short --untracked-files=no 2>/dev/null | awk '{print $2}' | tr '\n' ' ')
+}
+
+# collect_machine: the other M_* variables, this machine now (source_state: the checkout)
 collect_machine() {
   M_DATE=$(date '+%F %H:%M') M_DAY=$(date +%F) M_HOST=$(hostname -s)
   M_OS=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" || echo unknown)
   M_KERNEL=$(uname -r)
   M_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
   M_OPENSSL=$(openssl version 2>/dev/null)
-  # AP_COMMIT: set by scripts/trixie.sh run, whose root has no git. BUILT_*: read by
-  # run.sh right after its build step.
-  M_COMMIT=${AP_COMMIT:-${BUILT_COMMIT:-$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)}}
-  M_DIRTY=${BUILT_DIRTY-$(git -C "$src" status --short --untracked-files=no 2>/dev/null | awk '{print $2}' | tr '\n' ' ')}
   M_NGINX=$(nginx -v 2>&1 | sed 's/.*version: //' || true)
   LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
   DURATION_MIN=$((($(date +%s) - T_START) / 60))
