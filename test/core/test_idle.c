@@ -5,8 +5,6 @@
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <sys/time.h>
 
 #include <check.h>
 #include <openssl/async.h>
@@ -18,15 +16,6 @@
 static int quick(void *arg)
 {
     return mix(*(const uint32_t *)arg);
-}
-
-static long cpu_us(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L + ru.ru_utime.tv_usec
-           + ru.ru_stime.tv_usec;
 }
 
 START_TEST(test_idle_cpu)
@@ -44,9 +33,9 @@ START_TEST(test_idle_cpu)
     ck_assert_uint_eq(st.running, 4);
     sleep_us(100000); /* let the workers settle into their sleep */
 
-    before = cpu_us();
+    before = process_cpu_us();
     sleep_us(1000000);
-    used = cpu_us() - before;
+    used = process_cpu_us() - before;
     ck_assert_msg(used < 10000, "idle pool used %ld us of CPU in 1 s", used);
 
     /* Still awake to work after the idle second. */

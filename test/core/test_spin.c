@@ -33,22 +33,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 
 #include <check.h>
 
 #include "async_core/acore.h"
 #include "offload/offload.h"
 #include "util.h"
-
-static long process_cpu_us(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L + ru.ru_utime.tv_usec
-           + ru.ru_stime.tv_usec;
-}
 
 /* Requests submitted so far by the test (each adds one to req_ran when it runs). */
 static int submitted;

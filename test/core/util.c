@@ -48,6 +48,15 @@ long thread_nvcsw(void)
     return ru.ru_nvcsw;
 }
 
+long process_cpu_us(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L + ru.ru_utime.tv_usec
+           + ru.ru_stime.tv_usec;
+}
+
 int wctx_fd(ASYNC_WAIT_CTX *w, size_t *count)
 {
     OSSL_ASYNC_FD fds[4];

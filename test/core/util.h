@@ -34,6 +34,9 @@ struct timespec realtime_in_ms(int timeout_ms);
  * but did not change this count was held up, not asleep. */
 long thread_nvcsw(void);
 
+/* CPU time (user + system) of the whole process so far, µs (getrusage RUSAGE_SELF). */
+long process_cpu_us(void);
+
 /* The single fd of w; *count gets how many fds w has. -1 if none. */
 int wctx_fd(ASYNC_WAIT_CTX *w, size_t *count);
 
