@@ -90,8 +90,9 @@ want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 read -r -a SPEED_TESTS <<<"${SPEED_TESTS:-rsa2048 rsa4096 ecdsap256 ecdhp256 x25519 ed25519 gcm16 gcm1024 gcm16384}"
 # -spinN: the pool's workers spin N µs before they park (offload_config.spin_us, the
-# provider's worker_spin_us).
-ACORE_MODES=(fd callback fd-spin50 callback-spin50)
+# provider's worker_spin_us). -1cpu: every thread on one CPU, so no wake-up crosses
+# CPUs (what the hand-over costs where a wake-up is cheap).
+ACORE_MODES=(fd callback fd-spin50 callback-spin50 fd-1cpu)
 TLS_SERVERS=(sync async-fd async-cb async-always nginx)
 TLS_CERTS=(rsa2048 rsa3072 rsa4096 ecdsap256)
 

@@ -3,23 +3,26 @@
 # of trivial offloads per second with 64 jobs in flight, and the CPU one offload costs
 # the application's thread and the pool's workers (per-thread CPU clocks) at 1 and at 64
 # jobs in flight; fd mode and callback mode (-c), each also with workers that spin N µs
-# before they park (mode suffix -spinN: acore_bench -S N). Sourced by bench/run.sh.
+# before they park (mode suffix -spinN: acore_bench -S N), and fd mode with every
+# thread on one CPU (suffix -1cpu: taskset to the first CPU we may use), where no
+# wake-up crosses CPUs. Sourced by bench/run.sh.
 #
 # Data: acore roundtrip {median_us,p99_us} MODE; acore ceiling offloads_per_s MODE;
 #       acore cpu-<inflight> {app_us,worker_us} MODE; acore run {cpu_ours,cpu_others} MODE
 
 acore_once() { # MODE ROUND
   local mode=$1 r=$2 log="$work/log/acore.$1.$2" rc=0
-  local -a args=(-n "$ACORE_N" -s "$ACORE_SECONDS")
+  local -a args=(-n "$ACORE_N" -s "$ACORE_SECONDS") pin=()
   case $mode in callback*) args+=(-c) ;; esac
   case $mode in *-spin*) args+=(-S "${mode##*-spin}") ;; esac
+  case $mode in *-1cpu) pin=(taskset -c "$(first_cpu)") ;; esac
   step_begin acore "$mode r$((r + 1))"
   if [ ! -x "$BUILD/bench/acore_bench" ]; then
     step_fail "$BUILD/bench/acore_bench not built"
     return 0
   fi
   _acore_cmd() {
-    timeout -k 5 $((ACORE_SECONDS * 4 + 120)) "$BUILD/bench/acore_bench" "${args[@]}" \
+    timeout -k 5 $((ACORE_SECONDS * 4 + 120)) "${pin[@]}" "$BUILD/bench/acore_bench" "${args[@]}" \
       >"$log.out" 2>"$log.err"
   }
   local tm wall ours others
@@ -49,6 +52,11 @@ acore_once() { # MODE ROUND
     return 0
   fi
   step_ok "rt median=${med}us p99=${p99}us; ceiling ${ops}/s;$cpu; others=$others"
+}
+
+# The first CPU in this shell's affinity mask (taskset -p prints it as a list).
+first_cpu() {
+  taskset -cp $$ | sed 's/.*: *//; s/[-,].*//'
 }
 
 run_acore() {

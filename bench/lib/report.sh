@@ -176,6 +176,7 @@ write_md() {
   echo "| --- | --- |"
   echo "| cores | $CORES ($M_CPU) |"
   echo "| OS / kernel | $M_OS / $M_KERNEL |"
+  echo "| CPU idle (cpuidle driver; guest halt polling) | ${M_IDLE:-?} |"
   echo "| OpenSSL | $M_OPENSSL |"
   echo "| nginx | ${M_NGINX:-absent} |"
   echo "| asyncpool commit | $M_COMMIT${M_DIRTY:+ (uncommitted changes in: $M_DIRTY)} |"
@@ -261,13 +262,16 @@ write_md() {
     done
   done
   if want acore; then
-    for c in "${ACORE_MODES[@]}"; do
+    # -1cpu is a diagnosis (the trip without a wake-up across CPUs), not a way to run.
+    local -a acm=()
+    for c in "${ACORE_MODES[@]}"; do [[ $c == *-1cpu ]] || acm+=("$c"); done
+    for c in "${acm[@]}"; do
       abs_row "async core, $c mode: round trip median (one job)" "acore|roundtrip|median_us|$c" le 10 " µs" "acore|run|$c"
     done
-    for c in "${ACORE_MODES[@]}"; do
+    for c in "${acm[@]}"; do
       abs_row "async core, $c mode: ceiling (trivial offloads/s, 64 jobs)" "acore|ceiling|offloads_per_s|$c" ge 500000 "/s" "acore|run|$c"
     done
-    for c in "${ACORE_MODES[@]}"; do
+    for c in "${acm[@]}"; do
       for k in 1 64; do
         abs_row "async core, $c mode, $k in flight: application-thread CPU per offload" "acore|cpu-$k|app_us|$c" le 2 " µs" "acore|run|$c"
         abs_row "async core, $c mode, $k in flight: worker CPU per offload" "acore|cpu-$k|worker_us|$c" le 3 " µs" "acore|run|$c"
@@ -409,6 +413,10 @@ write_md() {
     echo "Callback mode: the callback lists the job on a lock-free ready list and writes the"
     echo "loop's eventfd when the list was empty; the loop resumes only listed jobs."
     echo "-spinN: the workers spin N µs before they park (worker_spin_us = N; default 0)."
+    echo "-1cpu: every thread on one CPU (taskset), so no wake-up crosses CPUs: what the"
+    echo "hand-over itself costs where a wake-up is cheap. On a VM whose idle vCPUs halt at"
+    echo "once (see \"CPU idle\" above) the difference to fd is the cost of waking a halted"
+    echo "vCPU, twice per trip. Not a goal row: a diagnosis."
     echo
     echo "| mode | round trip median (µs) | round trip p99 (µs) | ceiling (offloads/s) | app CPU/offload, 1 in flight (µs) | worker CPU/offload, 1 in flight (µs) | app CPU/offload, 64 in flight (µs) | worker CPU/offload, 64 in flight (µs) | cores others (max) |"
     echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -425,14 +433,16 @@ write_md() {
     echo "how many cores of that work one loop thread can hand out before it is itself the"
     echo "bottleneck (the rest of a real request's work on the loop not counted)."
     echo
-    echo "| operation | CPU per operation, one core (µs) | cores, fd mode | cores, callback mode |"
-    echo "| --- | --- | --- | --- |"
+    local hdr="| operation | CPU per operation, one core (µs)" sep="| --- | ---"
+    for c in "${acm[@]}"; do hdr+=" | cores, $c"; sep+=" | ---"; done
+    echo "$hdr |"
+    echo "$sep |"
     for s in "rsa2048 sign" "ecdsap256 sign" "x25519 derive"; do
       read -r t m <<<"$s"
       local ops=${MED[speed|$t|$m|def1]:-} per="-" row
       [ -n "$ops" ] && per=$(awk -v o="$ops" 'BEGIN {printf "%.1f", 1e6 / o}')
       row="| $t $m | $per"
-      for c in "${ACORE_MODES[@]}"; do
+      for c in "${acm[@]}"; do
         local app=${MED[acore|cpu-64|app_us|$c]:-}
         if [ "$per" != - ] && [ -n "$app" ]; then
           row+=" | $(awk -v p="$per" -v a="$app" 'BEGIN {if (a > 0) printf "%.0f", p / a; else print "-"}')"
@@ -648,7 +658,7 @@ META_VARS=(QUICK CORES ROUNDS TLS_ROUNDS RESP_ROUNDS SPEED_SECONDS ONLY ASYNC_JO
   GOAL_A32_VS_MULTI DISTURBED_CORES TLS_CONCS TLS_RSA3072_CONCS TLS_RSA4096_CONCS
   TLS_ECDSA_CONCS TLS_ECDSA_SERVERS TLS_DURATION TLS_WARMUP RESP_CERT RESP_KA RESP_FLOOD
   RESP_INTERVAL RESP_DURATION RESP_SERVERS TLS_MISSING RESP_MISSING
-  M_DATE M_DAY M_HOST M_CPU M_OS M_KERNEL M_OPENSSL M_NGINX M_COMMIT M_DIRTY
+  M_DATE M_DAY M_HOST M_CPU M_OS M_KERNEL M_IDLE M_OPENSSL M_NGINX M_COMMIT M_DIRTY
   LOAD_START LOAD_END DURATION_MIN)
 
 # source_state: M_COMMIT and M_DIRTY, the checkout as it is now. run.sh calls it right
@@ -660,11 +670,23 @@ source_state() {
   M_DIRTY=$(git -C "$src" status --short --untracked-files=no 2>/dev/null | awk '{print $2}' | tr '\n' ' ')
 }
 
+# idle_policy: how an idle CPU waits, which sets what a wake-up across CPUs costs. On a
+# KVM guest with the haltpoll driver and guest_halt_poll_ns = 0 an idle vCPU halts at
+# once, and waking it costs tens of µs (bench/acore_bench: round trip about 57 µs,
+# against 6-9 µs with every thread on one CPU or with guest_halt_poll_ns = 200000).
+idle_policy() {
+  local d=/sys/devices/system/cpu/cpuidle h=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+  local drv
+  drv=$(cat "$d/current_driver" 2>/dev/null || echo none)
+  if [ -r "$h" ]; then echo "$drv; guest_halt_poll_ns=$(cat "$h")"; else echo "$drv; -"; fi
+}
+
 # collect_machine: the other M_* variables, this machine now (source_state: the checkout)
 collect_machine() {
   M_DATE=$(date '+%F %H:%M') M_DAY=$(date +%F) M_HOST=$(hostname -s)
   M_OS=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" || echo unknown)
   M_KERNEL=$(uname -r)
+  M_IDLE=$(idle_policy)
   M_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
   M_OPENSSL=$(openssl version 2>/dev/null)
   M_NGINX=$(nginx -v 2>&1 | sed 's/.*version: //' || true)
@@ -731,7 +753,7 @@ load_meta() {
   for k in GOAL_A32_VS_MULTI TLS_MISSING RESP_MISSING M_DIRTY; do _unk "$k" ""; done
   _unk DISTURBED_CORES 0.1
   for k in TLS_DURATION TLS_WARMUP RESP_KA RESP_FLOOD RESP_INTERVAL RESP_DURATION; do _unk "$k" "?"; done
-  for k in M_CPU M_OS M_KERNEL M_OPENSSL M_NGINX M_COMMIT LOAD_START LOAD_END DURATION_MIN; do _unk "$k" "?"; done
+  for k in M_CPU M_OS M_KERNEL M_IDLE M_OPENSSL M_NGINX M_COMMIT LOAD_START LOAD_END DURATION_MIN; do _unk "$k" "?"; done
   [ -z "${M_NOTE:-}" ] || M_COMMIT="? ($M_NOTE)"
   SPEED_CONT=(def1 defM apsync)
   for k in $ASYNC_JOBS; do SPEED_CONT+=("apA$k"); done
