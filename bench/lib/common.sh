@@ -99,6 +99,15 @@ server_ticks() {
   echo "$t"
 }
 
+# server_ctxsw PID: context switches (voluntary and involuntary) of every thread of PID
+# and of its children, summed; a thread that exits takes its count with it
+server_ctxsw() {
+  local p
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+    cat /proc/"$p"/task/*/status 2>/dev/null || true
+  done | awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ {t += $2} END {print t + 0}'
+}
+
 # fmtn VALUE: 3 significant-ish digits, "-" stays "-" (bash's printf: no process spawned,
 # the report formats a few thousand values)
 fmtn() {

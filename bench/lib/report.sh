@@ -481,16 +481,19 @@ write_md() {
     echo "and takes part of them."
     echo
     echo "CPU ms/conn: CPU time per connection (warm-up included) of the server and of the client."
+    echo "Switches/conn: the server's context switches (all its threads, voluntary and not)"
+    echo "per connection; each is a sleep and a wake-up or a preemption, a cost beyond the"
+    echo "instructions it interrupts."
     echo "Cores: server / client / everything else on the machine, during the client's run."
     echo
-    echo "| -c | server | handshakes/s (×nginx) | ×sync | p50 ms | p99 ms | CPU ms/conn server / client | cores server / client / others | failures |"
-    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    echo "| -c | server | handshakes/s (×nginx) | ×sync | p50 ms | p99 ms | CPU ms/conn server / client | switches/conn | cores server / client / others | failures |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     for conc in "${TLS_CONC_LIST[@]}"; do
       for s in "${TLS_SERVERS[@]}"; do
         k="tls|c$conc"
         echo "| $conc | $s | $(cell "$k|hs_per_s|$s" A) | $(fmtr "${RB[$k|hs_per_s|$s]:--}") |" \
              "$(cell "$k|p50_ms|$s" none) | $(cell "$k|p99_ms|$s" none) |" \
-             "$(fmtn "${MED[$k|srv_cpu_ms|$s]:--}") / $(fmtn "${MED[$k|cli_cpu_ms|$s]:--}") |" \
+             "$(fmtn "${MED[$k|srv_cpu_ms|$s]:--}") / $(fmtn "${MED[$k|cli_cpu_ms|$s]:--}") | $(fmtn "${MED[$k|srv_csw|$s]:--}") |" \
              "$(fmtr "${MED[$k|cpu_server|$s]:--}") / $(fmtr "${MED[$k|cpu_client|$s]:--}") / $(fmtr "${MED[$k|cpu_others|$s]:--}") | $(failures_of tls "c$conc" "$s") |"
       done
     done
@@ -504,8 +507,8 @@ write_md() {
       echo "signature) certificates. Server CPU ×sync: the server's CPU per connection (workers"
       echo "included) against the sync server's in the same round."
       echo
-      echo "| certificate | -c | server | handshakes/s (×nginx) | ×sync | p50 ms | p99 ms | CPU ms/conn server / client | server CPU ×sync | cores server / client / others | failures |"
-      echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+      echo "| certificate | -c | server | handshakes/s (×nginx) | ×sync | p50 ms | p99 ms | CPU ms/conn server / client | server CPU ×sync | switches/conn | cores server / client / others | failures |"
+      echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
       for cert in rsa3072 rsa4096 ecdsap256; do
         for conc in $(tls_concs_of "$cert"); do
           t=$(tls_test "$cert" "$conc")
@@ -513,7 +516,7 @@ write_md() {
             k="tls|$t"
             echo "| $(tls_cert_label "$cert") | $conc | $s | $(cell "$k|hs_per_s|$s" A) | $(fmtr "${RB[$k|hs_per_s|$s]:--}") |" \
                  "$(cell "$k|p50_ms|$s" none) | $(cell "$k|p99_ms|$s" none) |" \
-                 "$(fmtn "${MED[$k|srv_cpu_ms|$s]:--}") / $(fmtn "${MED[$k|cli_cpu_ms|$s]:--}") | $(fmtr "${RB[$k|srv_cpu_ms|$s]:--}") |" \
+                 "$(fmtn "${MED[$k|srv_cpu_ms|$s]:--}") / $(fmtn "${MED[$k|cli_cpu_ms|$s]:--}") | $(fmtr "${RB[$k|srv_cpu_ms|$s]:--}") | $(fmtn "${MED[$k|srv_csw|$s]:--}") |" \
                  "$(fmtr "${MED[$k|cpu_server|$s]:--}") / $(fmtr "${MED[$k|cpu_client|$s]:--}") / $(fmtr "${MED[$k|cpu_others|$s]:--}") | $(failures_of tls "$t" "$s") |"
           done
         done

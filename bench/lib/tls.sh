@@ -166,8 +166,8 @@ EOF2
 # tls_client CLIENT_ARGS against it (-p added; output in LOG.out/LOG.err), stops the
 # server. Sets TR_RC (client status), TR_SRC (server's), TR_WALL, TR_CCORES (client
 # cores), TR_SCORES (server cores), TR_OTHERS (everything else, cores), TR_TICKS (server
-# CPU ticks during the client's run). Returns 1 (and fails the step) if the server did
-# not start.
+# CPU ticks during the client's run), TR_CSW (the server's context switches meanwhile).
+# Returns 1 (and fails the step) if the server did not start.
 tls_run() {
   local s=$1 cert=$2 log=$3 tmo=$4 ok=0
   shift 4
@@ -185,10 +185,11 @@ tls_run() {
     OPENSSL_CONF=/dev/null timeout -k 5 "$tmo" "$BUILD/ssl_demo/tls_client" -p "$TLS_PORT" \
       "${cargs[@]}" >"$log.out" 2>"$log.err"
   }
-  local t0 t1 tm others
-  t0=$(server_ticks "$TLS_PID")
+  local t0 t1 c0 c1 tm others
+  t0=$(server_ticks "$TLS_PID") c0=$(server_ctxsw "$TLS_PID")
   timed tm _client_cmd || TR_RC=$?
-  t1=$(server_ticks "$TLS_PID")
+  t1=$(server_ticks "$TLS_PID") c1=$(server_ctxsw "$TLS_PID")
+  TR_CSW=$((c1 - c0))
   read -r TR_WALL TR_CCORES others <<<"$tm"
   stop_pid "$TLS_PID" 10 || TR_SRC=$?
   TLS_PID=''
@@ -233,7 +234,7 @@ tls_once() { # SERVER CONC ROUND CERT
   tls_run "$s" "$cert" "$log" $((TLS_DURATION + TLS_WARMUP + 40)) -c "$conc" \
     -d "$TLS_DURATION" -w "$TLS_WARMUP" --tls 1.3 --no-progress || return 0
 
-  local line hs fails hps p50 p99 reqs cpu ccpu
+  local line hs fails hps p50 p99 reqs cpu ccpu csw
   line=$(grep '^tls_client:.*hs_per_s=' "$log.out" || true)
   hs=$(kv handshakes "$line") fails=$(kv failures "$line") hps=$(kv hs_per_s "$line")
   p50=$(kv p50_ms "$line") p99=$(kv p99_ms "$line") reqs=$(kv requests "$line")
@@ -246,16 +247,21 @@ tls_once() { # SERVER CONC ROUND CERT
   cpu=$(awk -v d="$TR_TICKS" -v hz="$HZ" -v n="$reqs" \
         'BEGIN {if (n > 0) printf "%.2f", 1000 * d / hz / n}')
   ccpu=$(awk -v c="$TR_CCORES" -v w="$TR_WALL" -v n="$reqs" 'BEGIN {if (n > 0) printf "%.2f", 1000 * c * w / n}')
+  # The server's context switches per connection: each is a sleep and a wake-up, or a
+  # preemption, and what it costs beyond its instructions (see README, "What a wake-up
+  # costs on a virtual machine").
+  csw=$(awk -v c="$TR_CSW" -v n="$reqs" 'BEGIN {if (n > 0) printf "%.2f", c / n}')
   put tls "$t" hs_per_s "$s" "$r" "$hps"
   put tls "$t" p50_ms "$s" "$r" "$p50"
   put tls "$t" p99_ms "$s" "$r" "$p99"
   put tls "$t" failures "$s" "$r" "$fails"
   [ -n "$cpu" ] && put tls "$t" srv_cpu_ms "$s" "$r" "$cpu"
   [ -n "$ccpu" ] && put tls "$t" cli_cpu_ms "$s" "$r" "$ccpu"
+  [ -n "$csw" ] && put tls "$t" srv_csw "$s" "$r" "$csw"
   put tls "$t" cpu_server "$s" "$r" "$TR_SCORES"
   put tls "$t" cpu_client "$s" "$r" "$TR_CCORES"
   put tls "$t" cpu_others "$s" "$r" "$TR_OTHERS"
-  local res="hs/s=$hps p50=${p50}ms p99=${p99}ms cpu ms/conn: srv=$cpu cli=$ccpu; cores: srv=$TR_SCORES cli=$TR_CCORES others=$TR_OTHERS"
+  local res="hs/s=$hps p50=${p50}ms p99=${p99}ms cpu ms/conn: srv=$cpu cli=$ccpu; srv ctx switches/conn=$csw; cores: srv=$TR_SCORES cli=$TR_CCORES others=$TR_OTHERS"
   tls_step_end "$s" "tls-$t" "$r" "$log" "$res" "$fails" "failures=$fails of $((hs + fails))"
 }
 
