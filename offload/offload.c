@@ -435,7 +435,8 @@ static int spin_for_work(struct worker *w, uint64_t spin_ns)
  * (before the spin) to the wake-up. Shorter than spin_ns means a window of spin_ns
  * would have caught the request, so the window grows again: to 1.5 times the span,
  * twice the window or spin_ns / 8, whichever is most, at most spin_ns. (A park that a
- * broadcast or a signal ended counts too: at worst one window too many.) With the
+ * broadcast or a signal ended counts too: at worst a window regrown for nothing, which
+ * takes up to four windows run out to close again.) With the
  * halving above it is KVM's halt-polling rule: requests further apart than spin_ns
  * stop the spinning after a few misses, closer ones keep it.
  *
@@ -444,11 +445,12 @@ static int spin_for_work(struct worker *w, uint64_t spin_ns)
  * that follows, G - spin_ns, is shorter than spin_ns. Measured on the park alone, each
  * such park grew the halved window back to spin_ns, and every gap cost a whole window
  * of spinning and a wake-up as well (core_spin spin_gap_over_window: 12 windows ran
- * out for 12 requests 3 ms apart against a 2 ms window; on the span, 4).
+ * out for 12 requests 15 ms apart against a 10 ms window; on the span, 4).
  * Tried and not kept: KVM's growth by doubling from spin_ns / 8 instead of the jump to
- * 1.5 times the span. Back to back (acore_bench -j 1 -t 30 -S 50) the spans straddle
- * the window (the loop's own wake-up comes and goes), and doubling claimed 2,031 and
- * 2,672 of 4,000 requests where the jump claimed 3,719 and 3,796.
+ * 1.5 times the span. Back to back the spans straddle the window (the loop's own
+ * wake-up comes and goes), and doubling claimed fewer requests: acore_bench -j 1
+ * -n 4000 -t 30 -S 50, two runs each, spin_claims on its roundtrip line: 2,672 and
+ * 2,031 of 4,000 with doubling, 3,719 and 3,796 with the jump.
  *
  * Why: a fixed window costs both CPU and latency when the requests are sparse. With the
  * loop idle 20 or 200 µs between requests (acore_bench -j 1 -t 30 -g 20|200) every

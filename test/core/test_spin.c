@@ -292,7 +292,8 @@ END_TEST
 
 /* The window adapts (offload_config.spin_us): requests further apart than it stop the
  * spinning after a few misses (each halves the window, down to none below an eighth),
- * and requests back to back bring it back (a park shorter than spin_us grows it). */
+ * and requests back to back bring it back (an idle span, spin and park, shorter than
+ * spin_us grows it). */
 START_TEST(test_spin_adapts)
 {
     enum { SPARSE = 12, DENSE = 200 };
@@ -313,9 +314,9 @@ START_TEST(test_spin_adapts)
     offload_get_stats(&st);
     printf("spin_adapts: %llu of %d sparse requests were followed by a window that ran "
            "out\n", (unsigned long long)st.spin_misses, SPARSE);
-    /* 4 expected; a worker held up 8 ms between a request and its park (a loaded VM,
-     * a sanitizer) parks for less than the window once, which regrows it: up to 4
-     * more. */
+    /* 4 expected; a worker held up 8 ms between a request and the start of its spin
+     * (a loaded VM, a sanitizer) sees an idle span shorter than the window once, which
+     * regrows it: up to 4 more. */
     ck_assert_msg(st.spin_misses >= 1 && st.spin_misses <= 8,
                   "%llu windows ran out for %d requests 10 ms apart (expected 4)",
                   (unsigned long long)st.spin_misses, SPARSE);
@@ -346,29 +347,30 @@ END_TEST
 START_TEST(test_spin_gap_over_window)
 {
     enum { GAPS = 12 };
-    offload_config cfg = {.workers = 1, .cores = 2, .spin_us = 2000};
+    offload_config cfg = {.workers = 1, .cores = 2, .spin_us = 10000};
     static offload_req q[GAPS];
     offload_stats st;
     int i;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
     atomic_store(&req_ran, 0);
-    /* 3 ms apart against a 2 ms window: 2000, 1000, 500 and 250 µs run out, then the
-     * window is none; each idle span is at least 3 ms, so none regrows it. */
+    /* 15 ms apart against a 10 ms window: 10000, 5000, 2500 and 1250 µs run out, then
+     * the window is none; each idle span is at least 15 ms, so none regrows it. With
+     * the park alone each park is about 5 ms, under the window, and regrows it. */
     for (i = 0; i < GAPS; i++) {
         submit_counted(&q[i], 0);
         ck_assert(wait_req_ran(submitted, 5000));
-        sleep_us(3000);
+        sleep_us(15000);
     }
     offload_get_stats(&st);
-    printf("spin_gap_over_window: %llu of %d requests 3 ms apart were followed by a "
+    printf("spin_gap_over_window: %llu of %d requests 15 ms apart were followed by a "
            "window that ran out\n", (unsigned long long)st.spin_misses, GAPS);
-    /* 4 expected. A worker held up over 1 ms between its request and its spin (a
-     * loaded VM, a sanitizer) sees a span under 2 ms once, which regrows the window:
-     * up to 4 more. */
+    /* 4 expected. A worker held up over 5 ms between its request and the start of its
+     * spin (a loaded VM, a sanitizer) sees a span under 10 ms once, which regrows the
+     * window: up to 4 more. */
     ck_assert_msg(st.spin_misses >= 1 && st.spin_misses <= 8,
-                  "%llu windows ran out for %d requests 3 ms apart against a 2 ms window "
-                  "(expected 4): the window did not shrink",
+                  "%llu windows ran out for %d requests 15 ms apart against a 10 ms "
+                  "window (expected 4): the window did not shrink",
                   (unsigned long long)st.spin_misses, GAPS);
     offload_stop();
 }
