@@ -978,22 +978,11 @@ END_TEST
  *    a spared submit wakes another worker, which runs it meanwhile;
  *  - a submit without the flag wakes a parked worker whatever is awake. */
 
-/* A request that holds its worker until its gate opens (test/core/util.h). */
-struct sp_holder {
-    offload_req req; /* first: run() gets &req */
-    struct gate *g;
-};
-
-static void sp_hold_run(offload_req *r)
+/* Submit h, a holding request that does not count (test/core/util.h), with flags and
+ * wait until a worker runs it and the others parked. */
+static void sp_start_hold(struct held_req *h, unsigned flags, unsigned others)
 {
-    gate_wait(((struct sp_holder *)(void *)r)->g);
-}
-
-/* Submit h (with flags) and wait until a worker runs it and the others parked. */
-static void sp_start_hold(struct sp_holder *h, unsigned flags, unsigned others)
-{
-    h->req = (offload_req){.run = sp_hold_run, .done = req_done_nop};
-    h->g = gate_new();
+    held_req_init(h, 0);
     ck_assert_ptr_nonnull(h->g);
     ck_assert_int_eq(offload_submit_ex(&h->req, flags), OFFLOAD_OK);
     ck_assert_msg(gate_await_waiters(h->g, 1, 10000),
@@ -1013,7 +1002,7 @@ START_TEST(test_spare_core_waits_for_awake)
     offload_config cfg = {.workers = 3, .capacity = 64, .cores = 2};
     /* One struct per submit: a worker may still read one after its done(). */
     static offload_req first, extra[2], q[N];
-    static struct sp_holder hold[3];
+    static struct held_req hold[3];
     offload_stats s0, st;
     int i;
 

@@ -170,22 +170,10 @@ START_TEST(test_spin_cap)
 }
 END_TEST
 
-/* A request that holds its worker until its gate opens. */
-struct holder {
-    offload_req req; /* first: run() gets &req */
-    struct gate *g;
-};
-
-static void hold_run(offload_req *r)
-{
-    gate_wait(((struct holder *)(void *)r)->g);
-    atomic_fetch_add(&req_ran, 1);
-}
-
 START_TEST(test_spin_not_beside_busy)
 {
     offload_config cfg = {.workers = 2, .cores = 2, .spin_us = OFFLOAD_MAX_SPIN_US};
-    static struct holder h;
+    static struct held_req h;
     static offload_req first, q;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
@@ -193,8 +181,7 @@ START_TEST(test_spin_not_beside_busy)
     submit_counted(&first, 0);
     ck_assert_msg(await_spinner(1), "not one spinning and one parked");
     /* The spinner takes the holding request and stays in it: one worker awake. */
-    h.req = (offload_req){.run = hold_run, .done = req_done_nop};
-    h.g = gate_new();
+    held_req_init(&h, 1);
     ck_assert_ptr_nonnull(h.g);
     ck_assert_int_eq(offload_submit(&h.req), OFFLOAD_OK);
     ck_assert(gate_await_waiters(h.g, 1, 5000));

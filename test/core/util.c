@@ -110,6 +110,22 @@ void req_done_nop(offload_req *r, int how)
     (void)how;
 }
 
+static void held_req_run(offload_req *r)
+{
+    struct held_req *h = (struct held_req *)(void *)r;
+
+    gate_wait(h->g);
+    if (h->counted)
+        atomic_fetch_add(&req_ran, 1);
+}
+
+void held_req_init(struct held_req *h, int counted)
+{
+    h->req = (offload_req){.run = held_req_run, .done = req_done_nop};
+    h->g = gate_new();
+    h->counted = counted;
+}
+
 int wait_req_ran(int n, int timeout_ms)
 {
     uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;

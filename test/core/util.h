@@ -70,6 +70,16 @@ int gate_await_waiters(struct gate *g, int n, int timeout_ms);
 void gate_open(struct gate *g);
 void gate_free(struct gate *g);
 
+/* A request that holds its worker in gate_wait(g) until the test opens g; if counted,
+ * it then adds one to req_ran, as COUNTED_REQ does. */
+struct held_req {
+    offload_req req; /* first: run() gets &req */
+    struct gate *g;
+    int counted;
+};
+/* Sets h up with a new gate (h->g, NULL if gate_new failed); the test frees it. */
+void held_req_init(struct held_req *h, int counted);
+
 /* A cheap value the test can recompute: the offloaded calls return mix(input). */
 static inline int mix(uint32_t x)
 {
