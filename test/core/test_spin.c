@@ -277,6 +277,34 @@ START_TEST(test_spin_stop_broadcast)
 }
 END_TEST
 
+/*
+ * n requests gap_us apart (after each has run), against one worker whose window is
+ * window_us, with gap_us over window_us: the windows must stop running out after
+ * window_us, window_us / 2, / 4 and / 8 (4 expected; the next half is below an eighth,
+ * so none). A worker held up for gap_us - window_us or more between a request and the
+ * start of its spin (a loaded VM, a sanitizer) sees an idle span shorter than the
+ * window once, which regrows it: up to 4 more.
+ */
+static void sparse_requests(const char *name, offload_req *q, int n, unsigned gap_us,
+                            unsigned window_us)
+{
+    offload_stats st;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        submit_counted(&q[i], 0);
+        ck_assert(wait_req_ran(submitted, 5000));
+        sleep_us(gap_us);
+    }
+    offload_get_stats(&st);
+    printf("%s: %llu of %d requests %u ms apart were followed by a window that ran out\n",
+           name, (unsigned long long)st.spin_misses, n, gap_us / 1000);
+    ck_assert_msg(st.spin_misses >= 1 && st.spin_misses <= 8,
+                  "%llu windows ran out for %d requests %u ms apart against a %u ms "
+                  "window (expected 4): the window did not shrink",
+                  (unsigned long long)st.spin_misses, n, gap_us / 1000, window_us / 1000);
+}
+
 /* The window adapts (offload_config.spin_us): requests further apart than it stop the
  * spinning after a few misses (each halves the window, down to none below an eighth),
  * and requests back to back bring it back (an idle span, spin and park, shorter than
@@ -291,22 +319,8 @@ START_TEST(test_spin_adapts)
 
     ck_assert_int_eq(offload_start(&cfg), 1);
     atomic_store(&req_ran, 0);
-    /* 10 ms apart against a 2 ms window: 2000, 1000, 500 and 250 µs run out, then
-     * the window is none. A fixed window would run out 12 times. */
-    for (i = 0; i < SPARSE; i++) {
-        submit_counted(&sparse[i], 0);
-        ck_assert(wait_req_ran(submitted, 5000));
-        sleep_us(10000);
-    }
-    offload_get_stats(&st);
-    printf("spin_adapts: %llu of %d sparse requests were followed by a window that ran "
-           "out\n", (unsigned long long)st.spin_misses, SPARSE);
-    /* 4 expected; a worker held up 8 ms between a request and the start of its spin
-     * (a loaded VM, a sanitizer) sees an idle span shorter than the window once, which
-     * regrows it: up to 4 more. */
-    ck_assert_msg(st.spin_misses >= 1 && st.spin_misses <= 8,
-                  "%llu windows ran out for %d requests 10 ms apart (expected 4)",
-                  (unsigned long long)st.spin_misses, SPARSE);
+    /* 10 ms apart against a 2 ms window. A fixed window would run out 12 times. */
+    sparse_requests("spin_adapts", sparse, SPARSE, 10000, 2000);
     /* Back to back: each waits for the last (a few µs on a parked worker's wake-up), so
      * the parks are short and the window grows again; then requests are claimed. */
     offload_get_stats(&s0);
@@ -336,29 +350,13 @@ START_TEST(test_spin_gap_over_window)
     enum { GAPS = 12 };
     offload_config cfg = {.workers = 1, .cores = 2, .spin_us = 10000};
     static offload_req q[GAPS];
-    offload_stats st;
-    int i;
 
     ck_assert_int_eq(offload_start(&cfg), 1);
     atomic_store(&req_ran, 0);
-    /* 15 ms apart against a 10 ms window: 10000, 5000, 2500 and 1250 µs run out, then
-     * the window is none; each idle span is at least 15 ms, so none regrows it. With
-     * the park alone each park is about 5 ms, under the window, and regrows it. */
-    for (i = 0; i < GAPS; i++) {
-        submit_counted(&q[i], 0);
-        ck_assert(wait_req_ran(submitted, 5000));
-        sleep_us(15000);
-    }
-    offload_get_stats(&st);
-    printf("spin_gap_over_window: %llu of %d requests 15 ms apart were followed by a "
-           "window that ran out\n", (unsigned long long)st.spin_misses, GAPS);
-    /* 4 expected. A worker held up over 5 ms between its request and the start of its
-     * spin (a loaded VM, a sanitizer) sees a span under 10 ms once, which regrows the
-     * window: up to 4 more. */
-    ck_assert_msg(st.spin_misses >= 1 && st.spin_misses <= 8,
-                  "%llu windows ran out for %d requests 15 ms apart against a 10 ms "
-                  "window (expected 4): the window did not shrink",
-                  (unsigned long long)st.spin_misses, GAPS);
+    /* 15 ms apart against a 10 ms window: each idle span is at least 15 ms, so none
+     * regrows it. With the park alone each park is about 5 ms, under the window, and
+     * regrows it. */
+    sparse_requests("spin_gap_over_window", q, GAPS, 15000, 10000);
     offload_stop();
 }
 END_TEST
