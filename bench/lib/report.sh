@@ -158,6 +158,10 @@ write_md() {
   local base=$1 t m c k hdr sep row s conc cert
   local name
   name=$(basename "$base")
+  # The acore modes with goals and cores-per-loop figures: all but -1cpu, a diagnosis
+  # (the trip without a wake-up across CPUs), not a way to run.
+  local -a acm=()
+  for c in "${ACORE_MODES[@]}"; do [[ $c == *-1cpu ]] || acm+=("$c"); done
 
   echo "# asyncpool benchmarks — $M_DATE on $M_HOST"
   echo
@@ -262,9 +266,6 @@ write_md() {
     done
   done
   if want acore; then
-    # -1cpu is a diagnosis (the trip without a wake-up across CPUs), not a way to run.
-    local -a acm=()
-    for c in "${ACORE_MODES[@]}"; do [[ $c == *-1cpu ]] || acm+=("$c"); done
     for c in "${acm[@]}"; do
       abs_row "async core, $c mode: round trip median (one job)" "acore|roundtrip|median_us|$c" le 10 " µs" "acore|run|$c"
     done
@@ -433,7 +434,7 @@ write_md() {
     echo "how many cores of that work one loop thread can hand out before it is itself the"
     echo "bottleneck (the rest of a real request's work on the loop not counted)."
     echo
-    local hdr="| operation | CPU per operation, one core (µs)" sep="| --- | ---"
+    hdr="| operation | CPU per operation, one core (µs)" sep="| --- | ---"
     for c in "${acm[@]}"; do hdr+=" | cores, $c"; sep+=" | ---"; done
     echo "$hdr |"
     echo "$sep |"
