@@ -154,6 +154,58 @@ stats_cell() {
       print s }' "$STATS"
 }
 
+# tls_ratio_parts: the TLS section's "where async ÷ sync goes" table. With the client on
+# the same cores, handshakes/s = cores busy ÷ CPU per connection (server + client), so
+#   async ÷ sync = (CORES ÷ busy_sync) × (busy_async ÷ CORES) × (cpu_sync ÷ cpu_async):
+# the machine's ceiling (what every core busy at sync's CPU per connection would give),
+# the share of the cores the async run kept busy, and its CPU per connection against
+# sync's. Their product, from medians, checks the measured ratio (CPU per connection
+# counts the warm-up, cores busy do not, so it is close, not equal).
+tls_ratio_parts() {
+  local cert conc t s k bs ba cs ca rows=''
+  for cert in rsa2048 rsa3072 rsa4096 ecdsap256; do
+    for conc in $(tls_concs_of "$cert"); do
+      [ "$conc" -ge 8 ] || continue
+      t=$(tls_test "$cert" "$conc") k="tls|$t"
+      bs=$(awk -v a="${MED[$k|cpu_server|sync]:-}" -v b="${MED[$k|cpu_client|sync]:-}" \
+           'BEGIN { if (a != "" && b != "" && a + b > 0) print a + b }')
+      cs=$(awk -v a="${MED[$k|srv_cpu_ms|sync]:-}" -v b="${MED[$k|cli_cpu_ms|sync]:-}" \
+           'BEGIN { if (a != "" && b != "") print a + b }')
+      [ -n "$bs" ] && [ -n "$cs" ] || continue
+      for s in $(tls_servers_of "$cert"); do
+        case $s in sync|nginx) continue ;; esac
+        ba=$(awk -v a="${MED[$k|cpu_server|$s]:-}" -v b="${MED[$k|cpu_client|$s]:-}" \
+             'BEGIN { if (a != "" && b != "") print a + b }')
+        ca=$(awk -v a="${MED[$k|srv_cpu_ms|$s]:-}" -v b="${MED[$k|cli_cpu_ms|$s]:-}" \
+             'BEGIN { if (a != "" && b != "" && a + b > 0) print a + b }')
+        [ -n "$ba" ] && [ -n "$ca" ] || continue
+        rows+=$(awk -v lab="$(tls_cert_label "$cert")" -v c="$conc" -v s="$s" -v n="$CORES" \
+                    -v bs="$bs" -v ba="$ba" -v cs="$cs" -v ca="$ca" -v r="${RB[$k|hs_per_s|$s]:--}" 'BEGIN {
+          ceil = n / bs; busy = ba / n; eff = cs / ca
+          printf "| %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f |\n", lab, c, s,
+                 (r == "-" ? "-" : sprintf("%.2f", r)), ceil, busy, eff, ceil * busy * eff }')$'\n'
+      done
+    done
+  done
+  [ -n "$rows" ] || return 0
+  echo "### Where async ÷ sync goes"
+  echo
+  echo "The client runs on the same $CORES cores, so handshakes/s is the cores kept busy"
+  echo "(server and client) divided by the CPU one connection costs them (server and client)."
+  echo "Measured ×sync ≈ ceiling × cores busy × CPU efficiency, from the medians above:"
+  echo "**ceiling**, what the sync server's CPU per connection would give with all $CORES cores"
+  echo "busy ($CORES ÷ the cores the sync run used): no server can beat sync by more on this"
+  echo "machine with this client; **cores busy**, the share of the $CORES cores this run kept"
+  echo "busy (what it lost to idle cores while threads waited for wake-ups); **CPU"
+  echo "efficiency**, sync's CPU per connection ÷ this run's, both server + client (what it"
+  echo "lost to extra work). CPU per connection counts the warm-up and cores busy do not, so"
+  echo "the product comes close to ×sync, not exactly."
+  echo
+  echo "| certificate | -c | server | ×sync | ceiling | cores busy | CPU efficiency | product |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  printf '%s' "$rows"
+  echo
+}
 write_md() {
   local base=$1 t m c k hdr sep row s conc cert
   local name
@@ -524,6 +576,7 @@ write_md() {
       done
       echo
     fi
+    tls_ratio_parts
     [ -n "${TLS_MISSING:-}" ] && echo "**TLS step failed: $TLS_MISSING.**" && echo
   fi
 
