@@ -497,7 +497,18 @@ static void notifier_settle(struct notifier *n)
      * the workers spinning (a fixed 50 µs window) and the loop idle 200 µs between
      * requests, that wait was 42% of the loop's samples (perf record) and the round
      * trip of a 30 µs call 167 µs; 53-59 µs with this bound (acore_bench -j 1 -t 30
-     * -g 200 -S 50). Past the bound it yields every 64 pauses (a few µs). */
+     * -g 200 -S 50). Past the bound it yields every 64 pauses (a few µs).
+     * What the yield costs, measured (openssl speed -elapsed -async_jobs 32 rsa2048,
+     * 2-core VM, perf sched): the worker, with requests queued, keeps the CPU until
+     * the next tick, so speed's thread waited 3.0 ms on average to run again after
+     * settling, and completions piled up meanwhile. Tried instead: sleeping on
+     * sig_inflight (futex) with the writer waking it as it leaves. The wait fell to
+     * 17 µs, but the loop then ran for each completion on its own (speed's thread
+     * 136 against 28 ms of CPU per second, the workers' context switches 5,801
+     * against 515): speed rsa2048 0.97 of this (5 alternating rounds, medians 5,124
+     * against 5,295 signs/s),
+     * the TLS demo server unchanged (RSA-2048 -c 8 and -c 32, keep-alive p99 during a
+     * flood). The tick-long wait batches completions; kept. */
     uint64_t deadline = 0;
 
     for (i = 0; atomic_load(&n->sig_inflight) != 0; i++) {
