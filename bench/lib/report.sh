@@ -157,9 +157,9 @@ stats_cell() {
 # tls_ratio_parts: the TLS section's "where async ÷ sync goes" table. With the client on
 # the same cores, handshakes/s = cores busy ÷ CPU per connection (server + client), so
 #   async ÷ sync = (CORES ÷ busy_sync) × (busy_async ÷ CORES) × (cpu_sync ÷ cpu_async):
-# the machine's ceiling (what every core busy at sync's CPU per connection would give),
-# the share of the cores the async run kept busy, and its CPU per connection against
-# sync's. Their product, from medians, checks the measured ratio (CPU per connection
+# the machine's ceiling (what every core busy at sync's CPU per connection would give;
+# not a bound: the client's CPU per connection differs with the server), the share of
+# the cores the async run kept busy, and its CPU per connection against sync's. Their product, from medians, checks the measured ratio (CPU per connection
 # counts the warm-up, cores busy do not, so it is close, not equal).
 tls_ratio_parts() {
   local cert conc t s k bs ba cs ca rows=''
@@ -193,13 +193,14 @@ tls_ratio_parts() {
   echo "The client runs on the same $CORES cores, so handshakes/s is the cores kept busy"
   echo "(server and client) divided by the CPU one connection costs them (server and client)."
   echo "Measured ×sync ≈ ceiling × cores busy × CPU efficiency, from the medians above:"
-  echo "**ceiling**, what the sync server's CPU per connection would give with all $CORES cores"
-  echo "busy ($CORES ÷ the cores the sync run used): no server can beat sync by more on this"
-  echo "machine with this client; **cores busy**, the share of the $CORES cores this run kept"
-  echo "busy (what it lost to idle cores while threads waited for wake-ups); **CPU"
-  echo "efficiency**, sync's CPU per connection ÷ this run's, both server + client (what it"
-  echo "lost to extra work). CPU per connection counts the warm-up and cores busy do not, so"
-  echo "the product comes close to ×sync, not exactly."
+  echo "**ceiling**, what all $CORES cores busy would give at the sync run's CPU per connection"
+  echo "($CORES ÷ the cores the sync run used; a server beats it only with connections that"
+  echo "cost less, server and client together, than the sync run's); **cores busy**, the"
+  echo "share of the $CORES cores this run kept busy (what it lost to idle cores while threads"
+  echo "waited for one another); **CPU efficiency**, the sync run's CPU per connection ÷ this"
+  echo "run's, both server + client (below 1: what it lost to extra work; the client's share"
+  echo "also changes with the server it talks to). CPU per connection counts the warm-up and"
+  echo "cores busy do not, so the product comes close to ×sync, not exactly."
   echo
   echo "| certificate | -c | server | ×sync | ceiling | cores busy | CPU efficiency | product |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
