@@ -506,9 +506,8 @@ static void notifier_settle(struct notifier *n)
      * 17 µs, but the loop then ran for each completion on its own (speed's thread
      * 136 against 28 ms of CPU per second, the workers' context switches 5,801
      * against 515): speed rsa2048 0.97 of this (5 alternating rounds, medians 5,124
-     * against 5,295 signs/s),
-     * the TLS demo server unchanged (RSA-2048 -c 8 and -c 32, keep-alive p99 during a
-     * flood). The tick-long wait batches completions; kept. */
+     * against 5,295 signs/s), the TLS demo server unchanged (RSA-2048 -c 8 and -c 32,
+     * keep-alive p99 during a flood). The tick-long wait batches completions; kept. */
     uint64_t deadline = 0;
 
     for (i = 0; atomic_load(&n->sig_inflight) != 0; i++) {

@@ -154,30 +154,30 @@ stats_cell() {
       print s }' "$STATS"
 }
 
+# sum2 A B: A + B, nothing when either is missing or the sum is not positive
+sum2() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && a + b > 0) print a + b }'; }
+
 # tls_ratio_parts: the TLS section's "where async ÷ sync goes" table. With the client on
 # the same cores, handshakes/s = cores busy ÷ CPU per connection (server + client), so
 #   async ÷ sync = (CORES ÷ busy_sync) × (busy_async ÷ CORES) × (cpu_sync ÷ cpu_async):
 # the machine's ceiling (what every core busy at sync's CPU per connection would give;
 # not a bound: the client's CPU per connection differs with the server), the share of
-# the cores the async run kept busy, and its CPU per connection against sync's. Their product, from medians, checks the measured ratio (CPU per connection
-# counts the warm-up, cores busy do not, so it is close, not equal).
+# the cores the async run kept busy, and its CPU per connection against sync's. Their
+# product, from medians, checks the measured ratio (CPU per connection counts the
+# warm-up, cores busy do not, so it is close, not equal).
 tls_ratio_parts() {
   local cert conc t s k bs ba cs ca rows=''
   for cert in rsa2048 rsa3072 rsa4096 ecdsap256; do
     for conc in $(tls_concs_of "$cert"); do
       [ "$conc" -ge 8 ] || continue
       t=$(tls_test "$cert" "$conc") k="tls|$t"
-      bs=$(awk -v a="${MED[$k|cpu_server|sync]:-}" -v b="${MED[$k|cpu_client|sync]:-}" \
-           'BEGIN { if (a != "" && b != "" && a + b > 0) print a + b }')
-      cs=$(awk -v a="${MED[$k|srv_cpu_ms|sync]:-}" -v b="${MED[$k|cli_cpu_ms|sync]:-}" \
-           'BEGIN { if (a != "" && b != "") print a + b }')
+      bs=$(sum2 "${MED[$k|cpu_server|sync]:-}" "${MED[$k|cpu_client|sync]:-}")
+      cs=$(sum2 "${MED[$k|srv_cpu_ms|sync]:-}" "${MED[$k|cli_cpu_ms|sync]:-}")
       [ -n "$bs" ] && [ -n "$cs" ] || continue
       for s in $(tls_servers_of "$cert"); do
         case $s in sync|nginx) continue ;; esac
-        ba=$(awk -v a="${MED[$k|cpu_server|$s]:-}" -v b="${MED[$k|cpu_client|$s]:-}" \
-             'BEGIN { if (a != "" && b != "") print a + b }')
-        ca=$(awk -v a="${MED[$k|srv_cpu_ms|$s]:-}" -v b="${MED[$k|cli_cpu_ms|$s]:-}" \
-             'BEGIN { if (a != "" && b != "" && a + b > 0) print a + b }')
+        ba=$(sum2 "${MED[$k|cpu_server|$s]:-}" "${MED[$k|cpu_client|$s]:-}")
+        ca=$(sum2 "${MED[$k|srv_cpu_ms|$s]:-}" "${MED[$k|cli_cpu_ms|$s]:-}")
         [ -n "$ba" ] && [ -n "$ca" ] || continue
         rows+=$(awk -v lab="$(tls_cert_label "$cert")" -v c="$conc" -v s="$s" -v n="$CORES" \
                     -v bs="$bs" -v ba="$ba" -v cs="$cs" -v ca="$ca" -v r="${RB[$k|hs_per_s|$s]:--}" 'BEGIN {
@@ -207,6 +207,7 @@ tls_ratio_parts() {
   printf '%s' "$rows"
   echo
 }
+
 write_md() {
   local base=$1 t m c k hdr sep row s conc cert
   local name
