@@ -120,3 +120,11 @@ target_link_libraries(emu_probe PRIVATE OpenSSL::Crypto)
 ap_add_script_test(NAME emulation_config
   COMMAND bash ${AP_PT}/emulation_config.sh
   TIMEOUT 120)
+
+# offload = auto, rule 6 (provider/probe.c) fed made-up epochs and clocks: when heavy
+# calls go inline and back, how rarely it probes, and four threads calling at once.
+ap_add_test(NAME provider_probe
+  SOURCES ${AP_PT}/test_probe.c ${CMAKE_SOURCE_DIR}/provider/probe.c
+  LABELS threads
+  TIMEOUT 60
+  VALGRIND)
