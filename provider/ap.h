@@ -26,6 +26,7 @@
 
 #include "compat.h"
 #include "offload/emu.h"
+#include "probe.h"
 
 /*
  * Function ids we keep per algorithm. The highest id we know (keymgmt export_types_ex,
@@ -117,6 +118,7 @@ typedef struct ap_policy_state {
     atomic_int offloading;          /* 1: cheap calls go to the pool (demand was high) */
     atomic_uint_fast64_t cheap_inline; /* ran inline: cheap, and the demand was low */
     atomic_uint_fast64_t caller_runs;  /* ran inline: cheap, and every worker had a queue */
+    ap_probe probe;                    /* rule 6: heavy calls, offloaded or inline */
 } ap_policy_state;
 
 struct ap_prov {

@@ -42,6 +42,10 @@ static const OSSL_PARAM gettable[] = {
     OSSL_PARAM_DEFN("asyncpool.auto.cheap_inline", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.auto.caller_runs", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.auto.load_pct", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
+    OSSL_PARAM_DEFN("asyncpool.auto.heavy_inline", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
+    OSSL_PARAM_DEFN("asyncpool.auto.probes", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
+    OSSL_PARAM_DEFN("asyncpool.auto.probe_switches", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
+    OSSL_PARAM_DEFN("asyncpool.auto.probe_gain_pct", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.emu.delayed", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.emu.ring_refused", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
     OSSL_PARAM_DEFN("asyncpool.emu.refused", OSSL_PARAM_UNSIGNED_INTEGER, NULL, 0),
@@ -87,10 +91,16 @@ static void stats_line(ap_prov *p, char *buf, size_t len)
         off += snprintf(buf + off, len - off, " spin_claims=%llu",
                         (unsigned long long)st.spin_claims);
     if (p->offload_auto && off < len)
-        off += snprintf(buf + off, len - off, "; auto cheap_inline=%llu caller_runs=%llu spared=%llu",
+        off += snprintf(buf + off, len - off,
+                        "; auto cheap_inline=%llu caller_runs=%llu spared=%llu heavy_inline=%llu"
+                        " probes=%llu probe_switches=%llu probe_gain_pct=%u",
                         (unsigned long long)atomic_load(&p->policy.cheap_inline),
                         (unsigned long long)atomic_load(&p->policy.caller_runs),
-                        (unsigned long long)st.spared);
+                        (unsigned long long)st.spared,
+                        (unsigned long long)atomic_load(&p->policy.probe.inlined),
+                        (unsigned long long)atomic_load(&p->policy.probe.probes),
+                        (unsigned long long)atomic_load(&p->policy.probe.switches),
+                        atomic_load(&p->policy.probe.gain_pm) / 10u);
     offload_emu_get_stats(&es);
     if (es.on && off < len)
         snprintf(buf + off, len - off,
@@ -153,6 +163,10 @@ int ap_get_params(void *provctx, OSSL_PARAM params[])
             {"asyncpool.auto.cheap_inline", atomic_load(&p->policy.cheap_inline)},
             {"asyncpool.auto.caller_runs", atomic_load(&p->policy.caller_runs)},
             {"asyncpool.auto.load_pct", atomic_load(&p->policy.load_pm) / 10u},
+            {"asyncpool.auto.heavy_inline", atomic_load(&p->policy.probe.inlined)},
+            {"asyncpool.auto.probes", atomic_load(&p->policy.probe.probes)},
+            {"asyncpool.auto.probe_switches", atomic_load(&p->policy.probe.switches)},
+            {"asyncpool.auto.probe_gain_pct", atomic_load(&p->policy.probe.gain_pm) / 10u},
         };
         size_t i;
 

@@ -21,7 +21,8 @@ static const char *const pool[] = { "workers", "depth", "submitted", "completed"
 static const char *const emu[] = { "delayed", "ring_refused", "refused", "faults" };
 /* offload = auto's decisions (README "Which calls go to the pool"); absent from builds
  * before it, then not printed. */
-static const char *const autoc[] = { "cheap_inline", "caller_runs", "load_pct" };
+static const char *const autoc[] = { "cheap_inline", "caller_runs", "load_pct", "heavy_inline",
+                                      "probes", "probe_switches", "probe_gain_pct" };
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))

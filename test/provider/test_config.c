@@ -51,6 +51,7 @@ static const struct bad {
     {"queue_capacity", "+64"},    {"inline_threshold", "\"\t100\""}, {"workers", "\"\""},
     {"offload", "sometimes"},     {"offload", "\"\""},        {"offload_min_us", "-5"},
     {"offload_min_us", "10000001"}, {"offload_load_pct", "half"},
+    {"offload_probe_ms", "-1"},   {"offload_probe_ms", "10001"}, {"offload_probe_ms", "50ms"},
     {"worker_spin_us", "-1"},     {"worker_spin_us", "1000001"}, {"worker_spin_us", "50us"},
 };
 

@@ -8,8 +8,9 @@
  *    offload_min_us runs inline while the demand for such calls is low, goes to the
  *    pool when it is high (measured here for real: back-to-back signatures are a full
  *    core of demand, signatures 2 ms apart about 1%), and runs inline when every worker
- *    already has a request queued (caller runs); a call above offload_min_us is always
- *    offloaded; outside a job nothing changes; a cheap call sent to the pool wakes
+ *    already has a request queued (caller runs); a call above offload_min_us is
+ *    offloaded unless rule 6's probe runs it inline (offload_probe_ms; 0: never);
+ *    outside a job nothing changes; a cheap call sent to the pool wakes
  *    no worker while workers for every core but the loop's are awake (pool.spared);
  *  - ASYNCPOOL_OFFLOAD overrides the file, and a bad value fails the load, naming it;
  *  - worker_spin_us (and ASYNCPOOL_SPIN_US over it): calls one at a time are handed to
@@ -249,6 +250,57 @@ START_TEST(auto_offloads_expensive_calls)
     sign_sequential(&f, 5, 0);
     ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), 5);
     ck_assert_uint_eq(ctr(&f, "asyncpool.sign.inline"), 0);
+    teardown(&f);
+}
+END_TEST
+
+/* Rule 6 (provider/probe.c) through the provider: with 1 ms epochs, heavy signatures
+ * made one at a time soon meet a probe epoch, whose calls run inline; every signature
+ * still verifies, and only rule 6 ran RSA signatures inline. With offload_probe_ms = 0
+ * as many signatures all go to the pool. Whether a probe's calls turn the choice to
+ * inline depends on this machine's speed, so only what every run must do is checked;
+ * test_probe.c checks the choice itself. */
+static uint64_t sign_until_probed(fixture *f, uint64_t *inl)
+{
+    uint64_t n = 0;
+
+    *inl = 0;
+    for (int round = 0; round < 100 && (*inl == 0 || ctr(f, "asyncpool.auto.probes") < 2);
+         round++) {
+        sign_sequential(f, 20, 0);
+        n += 20;
+        *inl = ctr(f, "asyncpool.auto.heavy_inline");
+    }
+    return n;
+}
+
+START_TEST(auto_probe_runs_heavy_calls_inline)
+{
+    fixture f;
+    uint64_t n, inl, off;
+
+    if (ap_dev())
+        return;
+    setup(&f, "offload_probe_ms = 1\n", "RSA", NULL, 2048);
+    n = sign_until_probed(&f, &inl);
+    off = ctr(&f, "asyncpool.sign.offloaded");
+    printf("auto_probe: %llu signatures, %llu inline by rule 6, %llu probes, %llu switches, "
+           "gain %llu%%\n", (unsigned long long)n, (unsigned long long)inl,
+           (unsigned long long)ctr(&f, "asyncpool.auto.probes"),
+           (unsigned long long)ctr(&f, "asyncpool.auto.probe_switches"),
+           (unsigned long long)ctr(&f, "asyncpool.auto.probe_gain_pct"));
+    ck_assert_msg(inl >= 1 && ctr(&f, "asyncpool.auto.probes") >= 2,
+                  "no probe epoch ran a call inline in %llu signatures", (unsigned long long)n);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.inline"), inl);
+    ck_assert_uint_eq(off + inl, n);
+    ck_assert_msg(off >= 1, "the first signatures (no estimate yet) were not offloaded");
+    teardown(&f);
+
+    setup(&f, "offload_probe_ms = 0\n", "RSA", NULL, 2048);
+    sign_sequential(&f, (int)n, 0);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), n);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.auto.heavy_inline"), 0);
+    ck_assert_uint_eq(ctr(&f, "asyncpool.auto.probes"), 0);
     teardown(&f);
 }
 END_TEST
@@ -561,6 +613,8 @@ START_TEST(stats_line_reports_auto)
     ck_assert(OSSL_PROVIDER_get_params(f.ap, ps));
     ck_assert_msg(strstr(line, "; auto cheap_inline=") != NULL, "no auto part: %s", line);
     ck_assert_msg(strstr(line, "auto cheap_inline=0 ") == NULL, "no cheap call inline: %s", line);
+    ck_assert_msg(strstr(line, " heavy_inline=0 probes=0 probe_switches=0 probe_gain_pct=100")
+                  != NULL, "rule 6's counters missing or moved without heavy calls: %s", line);
     teardown(&f);
     setup(&f, "offload = always\n", "EC", "P-256", 0);
     ck_assert(OSSL_PROVIDER_get_params(f.ap, ps));
@@ -581,6 +635,7 @@ int main(void)
     tcase_add_test(tc, auto_runs_cheap_calls_inline);
     tcase_add_test(tc, auto_offloads_expensive_calls);
     tcase_add_test(tc, auto_min_zero_offloads_everything);
+    tcase_add_test(tc, auto_probe_runs_heavy_calls_inline);
     tcase_add_test(tc, auto_follows_demand);
     tcase_add_test(tc, auto_caller_runs);
     tcase_add_test(tc, auto_spares_a_core);

@@ -2,7 +2,8 @@
 # offload = auto (the default; provider/policy.c) in a TLS server, end to end:
 #   rsa-fd:    RSA-2048 certificate, fd mode, default settings (under a sanitizer,
 #              offload_min_us = 150 µs: see below). Every RSA signature is
-#              offloaded (it costs more than offload_min_us); the X25519 key generations
+#              offloaded (it costs more than offload_min_us) but those rule 6 runs
+#              inline (all of them counted as such); the X25519 key generations
 #              and derivations, cheap and asked for at a low rate, run inline after the
 #              first few (as cheap_inline, or as caller_runs while both workers have
 #              a queue). Zero failures.
@@ -50,8 +51,14 @@ ASYNCPOOL_CONF=$rconf start_server rsa-fd --cert "$WORK/rsa.crt" --key "$WORK/rs
 run_client 1.3
 stop_server rsa-fd
 server_checks
-expect sign.offloaded eq $n
-expect sign.inline eq 0
+# Rule 6 (provider/probe.c) may run signatures inline, in its probes and throughout if
+# inline does more of them here; it is the only rule that may (every inline one is in
+# auto.heavy_inline), and the first ones, with no estimate yet, go to the pool.
+so=$(field sign.offloaded); si=$(field sign.inline); hi=$(field auto.heavy_inline)
+[ -n "$so" ] && [ -n "$si" ] && [ -n "$hi" ] || fail "no sign or auto counters in: $SUMMARY"
+[ $((so + si)) -eq $n ] || fail "expected sign.offloaded + sign.inline = $n, got $so + $si"
+[ "$si" -le "$hi" ] || fail "expected sign.inline <= auto.heavy_inline, got $si > $hi"
+expect sign.offloaded ge 1
 expect keygen.inline ge $((n / 2))
 expect derive.inline ge $((n / 2))
 # The policy ran them inline by one rule or the other: cheap_inline when the workers
@@ -87,9 +94,12 @@ server_checks
 # decides (a worker that loses its core keeps a queue): not asserted. The first
 # signature has no estimate and always goes to the pool.
 expect auto.cheap_inline eq 0
+# (Under a sanitizer a P-256 signature may be estimated over offload_min_us, and then
+# rule 6 may run it inline too: those are in auto.heavy_inline.)
 so=$(field sign.offloaded); si=$(field sign.inline); cr=$(field auto.caller_runs)
-[ -n "$so" ] && [ -n "$si" ] && [ -n "$cr" ] || fail "no sign or auto counters in: $SUMMARY"
+hi=$(field auto.heavy_inline)
+[ -n "$so" ] && [ -n "$si" ] && [ -n "$cr" ] && [ -n "$hi" ] || fail "no sign or auto counters in: $SUMMARY"
 [ $((so + si)) -eq $n ] || fail "expected sign.offloaded + sign.inline = $n, got $so + $si"
-[ "$si" -le "$cr" ] || fail "expected sign.inline <= auto.caller_runs, got $si > $cr"
+[ "$si" -le $((cr + hi)) ] || fail "expected sign.inline <= auto.caller_runs + auto.heavy_inline, got $si > $cr + $hi"
 expect sign.offloaded ge 1
 finish

@@ -15,7 +15,11 @@ make_certs
 # and good clients kept starting handshakes raised that peak after the baseline, and
 # the heap in use with it, by more than the 2 MiB a leak check allows (a new peak is
 # not a leak). 32 jobs of pool are 1 MiB at most, and are reached in the warm-up.
-start_server hostile --cert "$WORK/rsa.crt" --key "$WORK/rsa.key" --max-jobs 32 "${flag[@]}"
+# offload_probe_ms = 0: every RSA signature goes to the pool, so that resets land while
+# jobs are paused (deferred_frees below); under auto's rule 6 they could run inline
+# (provider/probe.c), and the jobs would not pause.
+ASYNCPOOL_CONF=$(conf_with offload_probe_ms 0) \
+  start_server hostile --cert "$WORK/rsa.crt" --key "$WORK/rsa.key" --max-jobs 32 "${flag[@]}"
 pid=$SERVER_PID
 
 alive() { kill -0 "$pid" 2>/dev/null || { cat "$WORK/hostile.err" >&2; fail "server died"; }; }
