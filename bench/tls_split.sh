@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # tls_split.sh [BUILD_DIR]: where the demo server's CPU goes per TLS handshake, thread by
 # thread: the event loop (thread "tls_server") and the pool's workers ("asyncpool-wrk"),
-# for the sync server and the async-fd server under offload = auto, offload = always, and
-# "jobs-inline" (async-fd with offload_min_us = 10 s and offload_load_pct = 100000: every
-# call runs inline in its job, so the job machinery is measured without the offload).
+# for the sync server and the async-fd server under offload = auto, offload = always,
+# "rule2" (auto without rule 6: offload_probe_ms = 0, every call over offload_min_us
+# offloaded), and "jobs-inline" (async-fd with offload_min_us = 10 s and offload_load_pct
+# = 100000: every call runs inline in its job, so the job machinery is measured without
+# the offload).
 # Per run: a 1 s warm-up (the pool's threads exist), then DURATION seconds of
 # tls_client -c CONC (full TLS 1.3 handshakes + one GET); per-thread CPU from
 # /proc/<pid>/task/*/stat over the measured run, divided by its handshakes. The
 # contenders alternate, ROUNDS times; the last lines give the median of each.
 # Env: ROUNDS (3), DURATION (4), CONC (32), CERT (rsa2048; or rsa3072, rsa4096, ecdsap256),
-#      MODES ("sync jobs-inline auto always").
+#      MODES ("sync jobs-inline auto rule2 always").
 # Run it on a quiet machine: the client shares the cores with the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 BUILD=$(cd "${1:-build}" && pwd)
-[ -x "$BUILD/ssl_demo/tls_server" ] || { echo "tls_split: build first (scripts/build.sh)" >&2; exit 1; }
+[ -x "$BUILD/ssl_demo/tls_server" ] || { echo "tls_split: build first (scripts/build.sh build)" >&2; exit 1; }
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-4} CONC=${CONC:-32} CERT=${CERT:-rsa2048}
-MODES=${MODES:-sync jobs-inline auto always}
+MODES=${MODES:-sync jobs-inline auto rule2 always}
 work=$(mktemp -d "${TMPDIR:-/tmp}/tls_split.XXXXXX")
 mkdir -p "$work/log"
 # The bench's own pieces: tls_cert, start_demo (its "listening on" wait and port),
@@ -32,6 +34,8 @@ tls_cert "$CERT" || { cat "$work/log/tls.req" >&2 2>/dev/null || true; echo "tls
 awk '$1 == "offload_min_us" || $1 == "offload_load_pct" {next} {print}
      /^\[asyncpool_sect\]/ {print "offload_min_us = 10000000"; print "offload_load_pct = 100000"}' \
   "$AP_CONF" >"$work/inline.cnf"
+awk '$1 == "offload_probe_ms" {next} {print} /^\[asyncpool_sect\]/ {print "offload_probe_ms = 0"}' \
+  "$AP_CONF" >"$work/rule2.cnf"
 hz=$(getconf CLK_TCK)
 
 one() { # one MODE ROUND: appends its four figures to $work/data
@@ -40,6 +44,7 @@ one() { # one MODE ROUND: appends its four figures to $work/data
     sync) start_demo sync "$log" "$CERT" ;;
     jobs-inline) AP_CONF=$work/inline.cnf start_demo async-fd "$log" "$CERT" ;;
     auto) start_demo async-fd "$log" "$CERT" ;;
+    rule2) AP_CONF=$work/rule2.cnf start_demo async-fd "$log" "$CERT" ;;
     always) start_demo async-always "$log" "$CERT" ;;
     *) echo "tls_split: unknown mode $1" >&2; exit 2 ;;
   esac || { cat "$log.srverr" >&2; echo "tls_split: $1 server did not start" >&2; exit 1; }

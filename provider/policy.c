@@ -15,7 +15,8 @@
  *     offload (the first calls teach us).
  *  2. A call estimated at offload_min_us or more goes to the pool: for it the trip is
  *     small change, and keeping it off the loop is what async is for (RSA-2048 signs
- *     take 270 µs here, RSA-4096 4 ms), as long as rule 6 finds that it pays.
+ *     take 270 µs here, RSA-4096 4 ms); under 500 µs, as long as rule 6 finds that
+ *     it pays.
  *  3. A cheaper call runs inline when every worker already has a request queued behind
  *     the one it runs ("caller runs", as a saturated thread pool does): the pool cannot
  *     start it sooner than the loop can finish it, and the loop saves the trip.
@@ -35,9 +36,10 @@
  *     41-43k -> 51-55k, against 83-97k, 40-43k and 58-61k for -multi 2; the
  *     process's context switches fell from 34-101k to under 1k per run. A heavy call
  *     wakes any parked worker: its wait would cost more than a wake-up.
- *  6. Heavy calls (rule 2) run inline instead while that is measured to get more of
- *     them done: when the machine has no core for a worker, the worker takes the
- *     loop's, and the trip buys nothing (probe.c, offload_probe_ms; 0 turns it off).
+ *  6. Heavy calls (rule 2) estimated under 500 µs run inline instead while that is
+ *     measured to get more of them done: when the machine has no core for a worker,
+ *     the worker takes the loop's, and the trip buys nothing (probe.c,
+ *     offload_probe_ms; 0 turns it off).
  *
  * Why not decide against a live measure of the round trip instead of a set
  * offload_min_us: the round trip the provider can measure (submit to resume) includes
@@ -192,7 +194,8 @@ int ap_run_auto(const ap_alg *a, enum ap_kind kind, unsigned flags, size_t size,
             atomic_fetch_add_explicit(&p->policy.cheap_inline, 1, memory_order_relaxed);
         }
         flags |= ACORE_SPARE_CORE; /* rule 5 */
-    } else if (est != 0 && ap_probe_call(&p->policy.probe, mono_ns())) {
+    } else if (est != 0 && est < AP_PROBE_MAX_COST_NS
+               && ap_probe_call(&p->policy.probe, mono_ns())) {
         offload = 0; /* rule 6 */
     }
     if (offload) {

@@ -20,6 +20,16 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+/* Rule 6 is for calls estimated under this. A longer call is not run inline by it: the
+ * kernel moves a thread queued behind another one to an idle core once it has waited
+ * longer than its migration cost (0.5 ms by default), so the worker of a long call
+ * does not keep the loop off a core for long, and its trip is a few % of the call.
+ * Measured on the 2-core VM with the client beside the server (bench/tls_split.sh,
+ * auto against auto without rule 6): RSA-2048 (130-300 µs) did 1.30x the handshakes at
+ * -c 8 with rule 6 (inline); RSA-3072 (1.5 ms) and RSA-4096 (3.6 ms) did best
+ * offloaded, where rule 6 could only cost its probes. */
+#define AP_PROBE_MAX_COST_NS 500000u
+
 #define AP_PROBE_MIN_CALLS 8     /* an epoch lasts until it holds this many calls, */
 #define AP_PROBE_MAX_EPOCHS 4    /* or this many epochs; then, short of them, it is not
                                   * counted */

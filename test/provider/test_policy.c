@@ -254,10 +254,12 @@ START_TEST(auto_offloads_expensive_calls)
 }
 END_TEST
 
-/* Rule 6 (provider/probe.c) through the provider: with 1 ms epochs, heavy signatures
- * made one at a time soon meet a probe epoch, whose calls run inline; every signature
- * still verifies, and only rule 6 ran RSA signatures inline. With offload_probe_ms = 0
- * as many signatures all go to the pool. Whether a probe's calls turn the choice to
+/* Rule 6 (provider/probe.c) through the provider: with 1 ms epochs and every call
+ * counted heavy (offload_min_us = 0; a P-256 signature stays under rule 6's 500 µs
+ * bound with any sanitizer), signatures made one at a time soon meet a probe epoch,
+ * whose calls run inline; every signature still verifies, and only rule 6 ran them
+ * inline (rules 3-5 are for calls under offload_min_us: none). With
+ * offload_probe_ms = 0 as many signatures all go to the pool. Whether a probe's calls turn the choice to
  * inline depends on this machine's speed, so only what every run must do is checked;
  * test_probe.c checks the choice itself. */
 static uint64_t sign_until_probed(fixture *f, uint64_t *inl)
@@ -281,7 +283,7 @@ START_TEST(auto_probe_runs_heavy_calls_inline)
 
     if (ap_dev())
         return;
-    setup(&f, "offload_probe_ms = 1\n", "RSA", NULL, 2048);
+    setup(&f, "offload_min_us = 0\noffload_probe_ms = 1\n", "EC", "P-256", 0);
     n = sign_until_probed(&f, &inl);
     off = ctr(&f, "asyncpool.sign.offloaded");
     printf("auto_probe: %llu signatures, %llu inline by rule 6, %llu probes, %llu switches, "
@@ -296,7 +298,7 @@ START_TEST(auto_probe_runs_heavy_calls_inline)
     ck_assert_msg(off >= 1, "the first signatures (no estimate yet) were not offloaded");
     teardown(&f);
 
-    setup(&f, "offload_probe_ms = 0\n", "RSA", NULL, 2048);
+    setup(&f, "offload_min_us = 0\noffload_probe_ms = 0\n", "EC", "P-256", 0);
     sign_sequential(&f, (int)n, 0);
     ck_assert_uint_eq(ctr(&f, "asyncpool.sign.offloaded"), n);
     ck_assert_uint_eq(ctr(&f, "asyncpool.auto.heavy_inline"), 0);

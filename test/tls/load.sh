@@ -30,14 +30,14 @@ if [ "$mode" = cb ]; then
   expect_offloaded $n
 elif have_provider; then
   # offload = auto: RSA signatures go to the pool, but rule 6 (provider/probe.c) runs
-  # them inline during its probes, and throughout if inline does more of them here.
-  # 2,000 handshakes last well over its first 4 epochs (200 ms): it probed, and the
-  # signatures it ran inline are all the inline ones.
+  # them inline during its probes, and throughout if inline does more of them here:
+  # the signatures it ran inline are all the inline ones. (Whether it probes at all
+  # depends on the signature's cost here, under its 500 µs bound or, under a slow
+  # sanitizer, not; test_policy checks the probes.)
   so=$(field sign.offloaded); si=$(field sign.inline); hi=$(field auto.heavy_inline)
   [ -n "$so" ] && [ -n "$si" ] && [ -n "$hi" ] || fail "no sign or auto counters in: $SUMMARY"
   [ $((so + si)) -eq $n ] || fail "expected sign.offloaded + sign.inline = $n, got $so + $si"
   [ "$si" -le "$hi" ] || fail "expected sign.inline <= auto.heavy_inline, got $si > $hi"
-  expect auto.probes ge 1
   expect sign.offloaded ge 1
   expect pauses ge 1
   note "rule 6: $(field auto.probes) probes, $(field auto.probe_switches) switches, $si of $n signatures inline"
