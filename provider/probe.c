@@ -80,17 +80,17 @@ void ap_probe_close(ap_probe *pr, uint64_t calls, uint64_t ns)
         atomic_fetch_add_explicit(&pr->probes, 1, memory_order_relaxed);
         pr->since = 0;
         if (usable(calls, ns) && usable(pr->ref_calls, pr->ref_ns)) {
-            /* rate inline ÷ rate offloaded = (ci / ni) ÷ (co / no); the probe ran the
-             * way that is not chosen. At most 1e5 calls and 1e10 ns per epoch here, so
-             * the products stay far under 2^64. */
-            uint64_t ci = inl ? pr->ref_calls : calls, ni = inl ? pr->ref_ns : ns;
-            uint64_t co = inl ? calls : pr->ref_calls, no = inl ? ns : pr->ref_ns;
-            uint64_t r = ci * no / ni * 1000 / co;
+            /* rate inline ÷ rate offloaded = (ci / ni) ÷ (co / no), in permille; the
+             * probe ran the way that is not chosen. In double: the products of counts
+             * and nanoseconds would overflow 64 bits with long epochs of short calls,
+             * and integer division would round small quotients away. */
+            double ci = (double)(inl ? pr->ref_calls : calls), ni = (double)(inl ? pr->ref_ns : ns);
+            double co = (double)(inl ? calls : pr->ref_calls), no = (double)(inl ? ns : pr->ref_ns);
+            double rd = ci * no / (ni * co) * 1000.0;
+            int64_t r = rd > 4000.0 ? 4000 : (int64_t)(rd + 0.5);
             int64_t g = atomic_load_explicit(&pr->gain_pm, memory_order_relaxed);
 
-            if (r > 4000)
-                r = 4000;
-            g += ((int64_t)r - g) / 4;
+            g += (r - g) / 4;
             atomic_store_explicit(&pr->gain_pm, (unsigned)g, memory_order_relaxed);
             if (!inl && g >= AP_PROBE_GAIN_ON) {
                 atomic_store_explicit(&pr->heavy_inline, 1, memory_order_relaxed);

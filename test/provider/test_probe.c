@@ -11,6 +11,7 @@
  *    under 5% of the epochs;
  *  - probe_turns_back: inline chosen, then the pool becomes faster -> the pool again;
  *  - probe_thin_epochs: epochs with fewer than 8 calls are not counted;
+ *  - probe_ratio_exact: the rate ratio is not rounded by integer steps;
  *  - probe_call_epochs: through ap_probe_call with a fake clock: a probe epoch's calls
  *    run the other way, an epoch lasts until it holds 8 calls or 4 epochs have run,
  *    probes are half an epoch, and epoch_ns 0 means always the pool;
@@ -170,6 +171,24 @@ START_TEST(probe_thin_epochs)
 }
 END_TEST
 
+/* The ratio is exact where integer division would round: 9 calls in a probe that ran
+ * 100 ms against 100 in 50 ms is 45 permille (integer steps would give 40), so the
+ * average moves to 1000 + (45 - 1000) / 4 = 762. */
+START_TEST(probe_ratio_exact)
+{
+    ap_probe pr;
+
+    ap_probe_init(&pr, EP);
+    for (unsigned i = 0; i < 3; i++)
+        ap_probe_close(&pr, 100, EP);
+    ap_probe_close(&pr, 100, EP);          /* the 4th: the reference; next is a probe */
+    ck_assert_uint_eq(probing(&pr), 1);
+    ap_probe_close(&pr, 9, 2 * EP);        /* the probe, stretched */
+    ck_assert_uint_eq(probes(&pr), 1);
+    ck_assert_uint_eq(gain(&pr), 762);
+}
+END_TEST
+
 /* n calls at now, through ap_probe_call; returns how many were told "inline". */
 static unsigned calls_at(ap_probe *pr, uint64_t now, unsigned n)
 {
@@ -284,6 +303,7 @@ int main(void)
     tcase_add_test(tc, probe_noise);
     tcase_add_test(tc, probe_turns_back);
     tcase_add_test(tc, probe_thin_epochs);
+    tcase_add_test(tc, probe_ratio_exact);
     tcase_add_test(tc, probe_call_epochs);
     tcase_add_test(tc, probe_threads);
     suite_add_tcase(s, tc);
