@@ -113,14 +113,16 @@ void ap_probe_close(ap_probe *pr, uint64_t calls, uint64_t ns)
     }
 }
 
-/* Has the epoch that began at start run out at now_ns? */
+/* Has the epoch that began at start run out at now_ns? Not if it began after now_ns:
+ * another thread, whose clock reading came later, has closed the one before it since
+ * this call read the clock (now_ns - start would wrap to a huge span). */
 static int epoch_over(ap_probe *pr, uint64_t start, uint64_t now_ns)
 {
     uint64_t ran = now_ns - start;
     uint64_t len = atomic_load_explicit(&pr->probing, memory_order_relaxed) ? pr->epoch_ns / 2
                                                                             : pr->epoch_ns;
 
-    return ran >= len
+    return now_ns >= start && ran >= len
            && (atomic_load_explicit(&pr->ep_calls, memory_order_relaxed) >= AP_PROBE_MIN_CALLS
                || ran >= AP_PROBE_MAX_EPOCHS * pr->epoch_ns);
 }
@@ -133,8 +135,8 @@ int ap_probe_call(ap_probe *pr, uint64_t now_ns)
         return 0;
     start = atomic_load_explicit(&pr->ep_start, memory_order_relaxed);
     if (start == 0) {
-        /* The first heavy call opens the first epoch; a racing first call may open it
-         * a moment later, which only moves its start. */
+        /* The first heavy call opens the first epoch; of racing first calls, one sets
+         * its start. */
         uint64_t zero = 0;
 
         atomic_compare_exchange_strong_explicit(&pr->ep_start, &zero, now_ns,

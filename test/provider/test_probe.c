@@ -14,7 +14,8 @@
  *  - probe_ratio_exact: the rate ratio is not rounded by integer steps;
  *  - probe_call_epochs: through ap_probe_call with a fake clock: a probe epoch's calls
  *    run the other way, an epoch lasts until it holds 8 calls or 4 epochs have run,
- *    probes are half an epoch, and epoch_ns 0 means always the pool;
+ *    probes are half an epoch, a call whose clock reading predates the epoch closes
+ *    nothing, and epoch_ns 0 means always the pool;
  *  - probe_threads: four threads calling at once (ThreadSanitizer runs this): every
  *    inline answer is counted once.
  */
@@ -244,6 +245,13 @@ START_TEST(probe_call_epochs)
     ck_assert_uint_eq(ep_calls(&pr), 1);
     ck_assert_uint_eq(atomic_load(&pr.ep_start), t6 + 4 * ep);
     ck_assert_uint_eq(gain(&pr), 1250); /* nothing was sampled */
+
+    /* A call whose clock reading predates the epoch's start (another thread closed the
+     * epoch before it since) counts in the epoch and closes nothing. */
+    ck_assert_uint_eq(calls_at(&pr, t6 + 4 * ep - ep / 2, 20), 20);
+    ck_assert_uint_eq(ep_calls(&pr), 21);
+    ck_assert_uint_eq(atomic_load(&pr.ep_start), t6 + 4 * ep);
+    ck_assert_uint_eq(probes(&pr), 1);
 }
 END_TEST
 
