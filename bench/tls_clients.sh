@@ -16,22 +16,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 BUILD=$(cd "${1:-build}" && pwd)
-[ -x "$BUILD/ssl_demo/tls_server" ] || { echo "tls_clients: build first (scripts/build.sh build)" >&2; exit 1; }
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-5} CONC=${CONC:-8} CERT=${CERT:-rsa2048}
 CLIENTS=${CLIENTS:-1 2}
 for n in $CLIENTS; do
   [ "$n" -ge 1 ] && [ $((CONC % n)) -eq 0 ] || { echo "tls_clients: CONC $CONC does not split into $n clients" >&2; exit 2; }
 done
-work=$(mktemp -d "${TMPDIR:-/tmp}/tls_clients.XXXXXX")
-mkdir -p "$work/log"
-# The bench's own pieces: tls_cert, start_demo (its "listening on" wait and port),
-# stop_pid, and cleanup, which kills what start_demo tracked and removes $work.
+# The bench's own pieces: tls_standalone (work dir, config, certificate), start_demo
+# (its "listening on" wait and port), stop_pid, and cleanup at exit.
 . bench/lib/common.sh
 . bench/lib/tls.sh
-trap cleanup EXIT
-AP_CONF=$src/conf/openssl-async.cnf AP_MODULES=$BUILD/provider TLS_TMP=$work/tls
-mkdir -p "$TLS_TMP"
-tls_cert "$CERT" || { cat "$work/log/tls.req" >&2 2>/dev/null || true; echo "tls_clients: no $CERT certificate" >&2; exit 1; }
+tls_standalone tls_clients
 hz=$(getconf CLK_TCK)
 
 idle_ticks() { awk '$1 == "cpu" {print $5 + $6; exit}' /proc/stat; }

@@ -25,22 +25,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 BUILD=$(cd "${1:-build}" && pwd)
-[ -x "$BUILD/ssl_demo/tls_server" ] || { echo "tls_sched: build first (scripts/build.sh build)" >&2; exit 1; }
 command -v perf >/dev/null || { echo "tls_sched: needs perf (apt-get install linux-perf)" >&2; exit 1; }
 ROUNDS=${ROUNDS:-2} DURATION=${DURATION:-4} SCHED_SECONDS=${SCHED_SECONDS:-1}
 CONC=${CONC:-8} CERT=${CERT:-rsa2048} SERVERS=${SERVERS:-sync async-fd}
 awk -v d="$DURATION" -v s="$SCHED_SECONDS" 'BEGIN {exit !(d >= s + 2)}' \
   || { echo "tls_sched: DURATION must be at least SCHED_SECONDS + 2" >&2; exit 2; }
-work=$(mktemp -d "${TMPDIR:-/tmp}/tls_sched.XXXXXX")
-mkdir -p "$work/log"
-# The bench's own pieces: tls_cert, start_demo (its "listening on" wait and port),
-# stop_pid, and cleanup, which kills what start_demo tracked and removes $work.
+# The bench's own pieces: tls_standalone (work dir, config, certificate), start_demo
+# (its "listening on" wait and port), stop_pid, and cleanup at exit.
 . bench/lib/common.sh
 . bench/lib/tls.sh
-trap cleanup EXIT
-AP_CONF=$src/conf/openssl-async.cnf AP_MODULES=$BUILD/provider TLS_TMP=$work/tls
-mkdir -p "$TLS_TMP"
-tls_cert "$CERT" || { cat "$work/log/tls.req" >&2 2>/dev/null || true; echo "tls_sched: no $CERT certificate" >&2; exit 1; }
+tls_standalone tls_sched
 
 # Reads `perf script -F cpu,time,event,trace` and replays the CPUs' states. Writes to
 # $1.sum the idle split "idle SECONDS WAKE QUEUED NONE" (CPU-seconds) and one line

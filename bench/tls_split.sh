@@ -17,19 +17,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 BUILD=$(cd "${1:-build}" && pwd)
-[ -x "$BUILD/ssl_demo/tls_server" ] || { echo "tls_split: build first (scripts/build.sh build)" >&2; exit 1; }
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-4} CONC=${CONC:-32} CERT=${CERT:-rsa2048}
 MODES=${MODES:-sync jobs-inline auto rule2 always}
-work=$(mktemp -d "${TMPDIR:-/tmp}/tls_split.XXXXXX")
-mkdir -p "$work/log"
-# The bench's own pieces: tls_cert, start_demo (its "listening on" wait and port),
-# stop_pid, and cleanup, which kills what start_demo tracked and removes $work.
+# The bench's own pieces: tls_standalone (work dir, config, certificate), start_demo
+# (its "listening on" wait and port), stop_pid, and cleanup at exit.
 . bench/lib/common.sh
 . bench/lib/tls.sh
-trap cleanup EXIT
-AP_CONF=$src/conf/openssl-async.cnf AP_MODULES=$BUILD/provider TLS_TMP=$work/tls
-mkdir -p "$TLS_TMP"
-tls_cert "$CERT" || { cat "$work/log/tls.req" >&2 2>/dev/null || true; echo "tls_split: no $CERT certificate" >&2; exit 1; }
+tls_standalone tls_split
 # offload_min_us and offload_load_pct replaced, wherever the shipped file sets them
 awk '$1 == "offload_min_us" || $1 == "offload_load_pct" {next} {print}
      /^\[asyncpool_sect\]/ {print "offload_min_us = 10000000"; print "offload_load_pct = 100000"}' \

@@ -69,6 +69,21 @@ tls_cert() {
     -subj /CN=localhost -days 2 >>"$work/log/tls.req" 2>&1
 }
 
+# tls_standalone NAME: the set-up of the standalone scripts (bench/tls_split.sh,
+# tls_clients.sh, tls_sched.sh), run from the checkout with $src and $BUILD set: checks
+# that $BUILD has the demo, makes the work dir $work (cleanup, at exit, kills what
+# start_demo tracked and removes it), points start_demo at the shipped config and
+# $BUILD's module, and makes the $CERT certificate. Exits with NAME's message on failure.
+tls_standalone() {
+  [ -x "$BUILD/ssl_demo/tls_server" ] || { echo "$1: build first (scripts/build.sh build)" >&2; exit 1; }
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  mkdir -p "$work/log"
+  trap cleanup EXIT
+  AP_CONF=$src/conf/openssl-async.cnf AP_MODULES=$BUILD/provider TLS_TMP=$work/tls
+  mkdir -p "$TLS_TMP"
+  tls_cert "$CERT" || { cat "$work/log/tls.req" >&2 2>/dev/null || true; echo "$1: no $CERT certificate" >&2; exit 1; }
+}
+
 tls_prepare() {
   local cert certs=()
   for cert in "${TLS_CERTS[@]}"; do [ -n "$(tls_concs_of "$cert")" ] && certs+=("$cert"); done
