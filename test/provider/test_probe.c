@@ -45,25 +45,27 @@ static int way(ap_probe *pr)
     return (int)(chosen_inline(pr) ^ probing(pr));
 }
 
-/* A world where a 50 ms epoch holds off_calls offloaded calls or in_calls inline ones
- * (a probe epoch is half as long: half the calls). Runs n epochs; returns how many of
- * them ran inline. */
+/* Closes one epoch that would hold `calls` calls at full length (50 ms); a probe epoch
+ * is half as long, with half the calls. */
+static void close_epoch(ap_probe *pr, uint64_t calls)
+{
+    if (probing(pr))
+        ap_probe_close(pr, calls / 2, EP / 2);
+    else
+        ap_probe_close(pr, calls, EP);
+}
+
+/* A world where a 50 ms epoch holds off_calls offloaded calls or in_calls inline ones.
+ * Runs n epochs; returns how many of them ran inline. */
 static unsigned run_world(ap_probe *pr, unsigned n, unsigned off_calls, unsigned in_calls)
 {
     unsigned inl = 0;
 
     for (unsigned i = 0; i < n; i++) {
-        int probe = atomic_load(&pr->probing);
         int w = way(pr);
-        uint64_t calls = w ? in_calls : off_calls;
-        uint64_t ns = EP;
 
-        if (probe) {
-            calls /= 2;
-            ns /= 2;
-        }
         inl += (unsigned)w;
-        ap_probe_close(pr, calls, ns);
+        close_epoch(pr, w ? in_calls : off_calls);
     }
     return inl;
 }
@@ -125,15 +127,9 @@ START_TEST(probe_noise)
 
     ap_probe_init(&pr, EP);
     for (unsigned i = 0; i < n; i++) {
-        int probe = probing(&pr);
-        uint64_t calls, ns = probe ? EP / 2 : EP;
-
         x = x * 1664525u + 1013904223u;       /* the same sequence on every run */
-        calls = 900 + (x >> 8) % 201;         /* 1000 calls +- 10%, either way */
-        if (probe)
-            calls /= 2;
         inl += (unsigned)chosen_inline(&pr);
-        ap_probe_close(&pr, calls, ns);
+        close_epoch(&pr, 900 + (x >> 8) % 201); /* 1000 calls +- 10%, either way */
     }
     ck_assert_msg(inl < n / 20, "inline chosen in %u of %u epochs (%ju switches)", inl, n,
                   (uintmax_t)switches(&pr));
