@@ -259,9 +259,9 @@ END_TEST
  * bound with any sanitizer), signatures made one at a time soon meet a probe epoch,
  * whose calls run inline; every signature still verifies, and only rule 6 ran them
  * inline (rules 3-5 are for calls under offload_min_us: none). With
- * offload_probe_ms = 0 as many signatures all go to the pool. Whether a probe's calls turn the choice to
- * inline depends on this machine's speed, so only what every run must do is checked;
- * test_probe.c checks the choice itself. */
+ * offload_probe_ms = 0 as many signatures all go to the pool. Whether a probe's calls
+ * turn the choice to inline depends on this machine's speed, so only what every run
+ * must do is checked; test_probe.c checks the choice itself. */
 static uint64_t sign_until_probed(fixture *f, uint64_t *inl)
 {
     uint64_t n = 0;
